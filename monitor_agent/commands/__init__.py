@@ -1,0 +1,1 @@
+"""One module per monitor-agent subcommand; each exposes `command`."""

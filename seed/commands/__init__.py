@@ -1,0 +1,1 @@
+"""One module per seedctl subcommand; each exposes `command`."""

