@@ -1,0 +1,298 @@
+"""`Agent`: wires config, store, identity, event bus, federation client and log sources.
+
+Contract (docs/ARCHITECTURE.md):
+  Agent(config)                    opens the store and the identity (creating node.key on first start)
+  .config .store .identity .bus .federation .metrics .metrics_registry
+  .start() / .stop()               stop: sources stopped, node_offline sent, writer flushed, db closed
+  .submit_task_event(ev) -> LocalTask      thread-safe: store -> bus `local_task` -> federation
+  .status()                        the PROTOCOL.md §6 status object (with `lastError`)
+  .outbox_snapshot()               last 500 outgoing messages exactly as sent
+  .apply_settings(changes) -> (settings, restart_required)   the four switches, live + persisted
+  .clear_federation_data() -> {"tasks": n, "peers": m}
+  .register_source(source)         see below
+
+Sources: any object with `start()` and `stop()` (and optionally a `name`). The agent starts
+registered sources in `start()` (or at once if already running) and stops them first in
+`stop()`. Sources call `agent.submit_task_event(ev)` from their own threads and persist their
+position with `agent.store.get_cursor/set_cursor`. If `submit_task_event` raises
+`FederationError` (FED_006, database error) the event was not stored: keep the cursor where
+it is and retry later.
+
+Local monitoring never depends on federation: the store and sources run whatever the
+federation client's state; a federation failure is only a status and an event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import replace
+from typing import Any, Protocol
+
+from . import __version__
+from .config import SWITCHES, Config, save_settings
+from .errors import FederationError
+from .events import EventBus
+from .federation import FederationClient
+from .identity import Identity, load_identity
+from .metrics import AgentMetrics
+from .model import LocalTask, TaskEvent
+from .protocol import FedCode, FederationState
+from .store import FederationTaskRow, Store, local_task_api
+
+log = logging.getLogger("monitor_agent")
+
+STATS_TICK_S = 2.0
+BROADCAST_STATUSES = ("received", "completed", "failed")
+
+
+class Source(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+class Agent:
+    def __init__(self, config: Config):
+        self.config = config
+        self.bus = EventBus()
+        self.metrics = AgentMetrics()
+        self.metrics_registry = self.metrics.registry
+        self.identity: Identity = load_identity(config.data_dir, config.node_id)
+        self._lock = threading.RLock()
+        self._db_error: dict[str, Any] | None = None
+        self.store = Store(
+            config.db_path,
+            retention_days=config.task_retention_days,
+            on_federation_stored=self._on_federation_stored,
+            on_error=self._on_store_error,
+        )
+        self._tasks_reported = int(self.store.get_meta("tasks_reported") or 0)
+        self.federation = FederationClient(
+            config,
+            self.identity,
+            self.store,
+            self.metrics,
+            emit=self.bus.publish,
+            local_stats=self.store.local_stats,
+            tasks_reported=lambda: self._tasks_reported,
+        )
+        self.metrics.bind_gauges(
+            lambda: self.store.writer_backlog,
+            lambda: self.store.network_stats()["connectedPeers"],
+        )
+        self._sources: list[Any] = []
+        self._running = False
+        self._ticker_stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._last_stats: dict | None = None
+
+    # ---- lifecycle ----
+
+    def start(self) -> None:
+        with self._lock:
+            if self._running:
+                return
+            self._running = True
+        log.info(
+            "agent %s starting: nodeId %s, data %s, federation %s",
+            __version__,
+            self.identity.node_id,
+            self.config.data_dir,
+            "on (" + self.config.seed_url_display + ")" if self.config.enable_federation else "off",
+        )
+        if self.config.enable_federation:
+            self.federation.start()
+        self._ticker_stop.clear()
+        self._ticker = threading.Thread(target=self._tick, name="agent-stats", daemon=True)
+        self._ticker.start()
+        for source in list(self._sources):
+            self._start_source(source)
+
+    def stop(self) -> None:
+        with self._lock:
+            if not self._running:
+                self.store.close()
+                return
+            self._running = False
+        for source in reversed(self._sources):
+            try:
+                source.stop()
+            except Exception:
+                log.exception("stopping source %s failed", _name(source))
+        self._ticker_stop.set()
+        if self._ticker is not None:
+            self._ticker.join(5)
+        self.federation.stop()
+        self._save_tasks_reported()
+        self.store.close()
+        self.bus.close_all("agent stopped")
+        log.info("agent stopped")
+
+    def register_source(self, source: Source) -> None:
+        """Attach a log source; started with the agent (or at once if it is running)."""
+        with self._lock:
+            self._sources.append(source)
+            running = self._running
+        if running:
+            self._start_source(source)
+
+    def _start_source(self, source: Source) -> None:
+        try:
+            source.start()
+        except Exception as exc:
+            # A broken source must not take the agent (or the other sources) down.
+            log.error("source %s failed to start: %s", _name(source), exc)
+
+    # ---- ingestion ----
+
+    def submit_task_event(self, ev: TaskEvent) -> LocalTask:
+        """Store one lifecycle event; publish `local_task`; hand it to the federation if broadcasting."""
+        self.metrics.local_task_events.labels(kind=ev.kind).inc()
+        try:
+            task, changed, old_status = self.store.merge_local_task(ev)
+        except FederationError as exc:
+            self._on_store_error(exc)
+            raise
+        self._db_error = None
+        if not changed:
+            return task
+        self.metrics.local_task_changes.inc()
+        self.bus.publish("local_task", local_task_api(task))
+        # Broadcast once per status reached (a metrics-only merge sends nothing new).
+        if (
+            task.status != old_status
+            and task.status in BROADCAST_STATUSES
+            and self.federation.publish_task(task)
+        ):
+            self._tasks_reported += 1
+        return task
+
+    # ---- web surface ----
+
+    def status(self) -> dict[str, Any]:
+        stats = self.store.network_stats()
+        fields = self.federation.status_fields()
+        last_error = self._db_error or fields["lastError"]
+        return {
+            "enabled": self.federation.state != FederationState.DISABLED,
+            "connected": fields["connected"],
+            "state": fields["state"],
+            "nodeId": self.identity.node_id,
+            "lastError": last_error,
+            "stats": {
+                "connectedPeers": stats["connectedPeers"],
+                "tasks24h": stats["tasks24h"],
+                "activeNodes": stats["activeNodes"],
+                "tasksCompleted24h": stats["tasksCompleted24h"],
+                "avgExecutionMs": stats["avgExecutionMs"],
+            },
+        }
+
+    def outbox_snapshot(self) -> list[dict[str, Any]]:
+        return self.federation.outbox_snapshot()
+
+    def settings(self) -> dict[str, bool]:
+        return {
+            "enabled": self.config.enable_federation,
+            "broadcastTasks": self.federation.broadcast_tasks,
+            "broadcastStats": self.federation.broadcast_stats,
+            "receiveEnabled": self.federation.receive_enabled,
+        }
+
+    def apply_settings(self, changes: dict[str, bool]) -> tuple[dict[str, bool], bool]:
+        """Apply any of the four switches live and persist them; (settings, restart_required)."""
+        unknown = set(changes) - set(SWITCHES)
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        for key, value in changes.items():
+            if not isinstance(value, bool):
+                raise ValueError(f"{key} must be true or false")
+        with self._lock:
+            save_settings(self.config.data_dir, changes)
+            self.config = replace(self.config, **{SWITCHES[k]: v for k, v in changes.items()})
+            self.federation.config = self.config
+            self.federation.set_switches(
+                broadcast_tasks=changes.get("broadcastTasks"),
+                broadcast_stats=changes.get("broadcastStats"),
+                receive_enabled=changes.get("receiveEnabled"),
+            )
+            if "enabled" in changes and self._running:
+                if changes["enabled"] and not self.federation.running:
+                    self.federation.start()
+                elif not changes["enabled"] and self.federation.running:
+                    self.federation.stop()
+            log.info("settings changed: %s", ", ".join(f"{k}={v}" for k, v in sorted(changes.items())))
+        return self.settings(), False
+
+    def clear_federation_data(self) -> dict[str, int]:
+        counts = self.store.clear_federation()
+        self.federation.pipeline.forget()
+        self._last_stats = None
+        log.info("cleared federation data: %d tasks, %d peers", counts["tasks"], counts["peers"])
+        self.bus.publish("federation_stats", self._stats_event())
+        return counts
+
+    # ---- callbacks and background ----
+
+    def _on_federation_stored(self, rows: list[FederationTaskRow]) -> None:
+        self.metrics.stored.inc(len(rows))
+        for row in rows:
+            data = row.api()
+            del data["receivedAt"]  # the seed documentation's federation_task payload
+            self.bus.publish("federation_task", data)
+
+    def _on_store_error(self, exc: FederationError) -> None:
+        self._db_error = {"code": exc.code.value, "message": exc.message, "at": _now_iso()}
+        if exc.code == FedCode.DATABASE_ERROR:
+            self.metrics.errors.labels(code=exc.code.value).inc()
+        self.bus.publish("federation_error", dict(self._db_error))
+
+    def _stats_event(self) -> dict[str, Any]:
+        s = self.store.network_stats()
+        return {
+            "activeNodes": s["activeNodes"],
+            "connectedPeers": s["connectedPeers"],
+            "tasks24h": s["tasks24h"],
+            "tasksCompleted24h": s["tasksCompleted24h"],
+            "avgExecutionMs": s["avgExecutionMs"],
+        }
+
+    def _tick(self) -> None:
+        """Emit federation_stats when the network figures change; persist the report counter."""
+        ticks = 0
+        while not self._ticker_stop.wait(STATS_TICK_S):
+            ticks += 1
+            try:
+                stats = self._stats_event()
+                if stats != self._last_stats:
+                    self._last_stats = stats
+                    self.bus.publish("federation_stats", stats)
+                if ticks % 30 == 0:
+                    self._save_tasks_reported()
+            except FederationError as exc:
+                self._on_store_error(exc)
+            except Exception:
+                log.exception("stats tick failed")
+
+    def _save_tasks_reported(self) -> None:
+        try:
+            self.store.set_meta("tasks_reported", str(self._tasks_reported))
+        except FederationError as exc:
+            log.warning("could not save tasks_reported: %s", exc)
+
+    def __enter__(self) -> Agent:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _name(source: Any) -> str:
+    return str(getattr(source, "name", type(source).__name__))
+
+
+def _now_iso() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

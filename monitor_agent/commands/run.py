@@ -1,0 +1,102 @@
+"""`monitor-agent run`: ingestion, federation (if opted in) and the web app under gunicorn."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import sys
+
+import click
+
+from .. import __version__
+from ..config import load_config
+from ..errors import ConfigError
+from ..serve import AgentServer, ServeOptions
+from ..web.auth import ensure_api_token
+
+# gunicorn's arbiter exits with these when the worker cannot boot or load the app.
+_BOOT_FAILURES = (3, 4)
+
+
+def _port_free(host: str, port: int) -> OSError | None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host.strip("[]"), port))
+        except OSError as exc:
+            return exc
+    return None
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"monitor-agent: {message}", err=True)
+    sys.exit(code)
+
+
+@click.command("run")
+@click.option(
+    "--threads",
+    type=click.IntRange(12, 512),
+    default=32,
+    show_default=True,
+    help="Server threads. Each open dashboard (WebSocket) holds one; 8 stay free for the API.",
+)
+@click.option(
+    "--access-log/--no-access-log", default=False, show_default=True, help="Log every HTTP request."
+)
+def command(threads: int, access_log: bool) -> None:
+    """Run the agent: read the node's logs, keep task history in DATA_DIR, share anonymized
+    events only if ENABLE_FEDERATION=true, and serve the dashboard and API on MONITOR_PORT.
+
+    \b
+    Binds 127.0.0.1:8090 unless MONITOR_HOST / MONITOR_PORT say otherwise.
+    Stop with Ctrl-C or SIGTERM: peers are told this node went offline and
+    the database is closed cleanly.
+    """
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    logging.getLogger().setLevel(config.log_level)
+
+    try:
+        token = ensure_api_token(config.api_token, config.data_dir)
+    except OSError as exc:
+        _fail(f"cannot use DATA_DIR={str(config.data_dir)!r}: {exc.strerror or exc}", 2)
+    problem = _port_free(config.monitor_host, config.monitor_port)
+    if problem is not None:
+        if problem.errno == errno.EADDRINUSE:
+            _fail(f"MONITOR_PORT={config.monitor_port} is already in use on {config.monitor_host}", 2)
+        _fail(
+            f"cannot listen on MONITOR_HOST={config.monitor_host}:{config.monitor_port}: {problem.strerror}",
+            2,
+        )
+
+    if token.created:
+        click.echo(f"API token generated in {token.path} (send it as: Authorization: Bearer <token>)")
+    elif token.path is not None:
+        click.echo(f"API token: {token.path}")
+    fed = (
+        "on, seed " + config.seed_url_display if config.enable_federation else "off (ENABLE_FEDERATION=false)"
+    )
+    click.echo(
+        f"monitor-agent {__version__}: dashboard and API on http://{config.monitor_host}:{config.monitor_port}/"
+        f" · federation {fed} · data in {config.data_dir}"
+    )
+    options = ServeOptions(
+        threads=threads,
+        ws_max_clients=threads - 8,
+        access_log=access_log,
+        log_level=config.log_level.lower(),
+    )
+    master = os.getpid()
+    try:
+        AgentServer(config, token.value, options).run()
+    except SystemExit as exc:
+        # The worker is a fork of this process: its exit status is gunicorn's business, not ours.
+        if os.getpid() == master and exc.code in _BOOT_FAILURES:
+            _fail("stopped: the agent could not start (the reason is logged above)", 1)
+        raise

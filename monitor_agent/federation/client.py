@@ -1,0 +1,703 @@
+"""The federation client: one asyncio loop in one thread owns the nats-py connection.
+
+Thread-safe surface used by the agent (every method returns at once):
+  start()                     DISABLED -> CONNECTING (connects to every seed URL, forever)
+  stop(timeout)               sends node_offline if connected, closes, -> DISABLED
+  publish_task(task)          anonymize (allow-list) -> privacy gate -> sign -> outbound buffer
+  set_switches(broadcast_tasks=, broadcast_stats=, receive_enabled=)   applied live
+  state, last_error, status_fields(), outbox_snapshot(), counters()
+
+States: DISABLED -> CONNECTING -> CONNECTED <-> RECONNECTING, and ERROR (with a FED code)
+while connection attempts fail. Every transition is logged and emitted as a
+`federation_status` event; every error as `federation_error` {code, message, at}.
+nats-py itself retries forever (`max_reconnect_attempts=-1`) with
+FEDERATION_RECONNECT_TIMEOUT as `reconnect_time_wait`, failing over across the URL list.
+
+Outbound: messages wait in a bounded buffer (newest kept, drops counted) and are sent by
+one sender task only while connected, paced by token buckets matching the receivers'
+limits. Messages are never handed to nats-py while disconnected, so the drop counters are
+honest (nats-py's own pending buffer is not used as a silent second queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import nats
+from nats.aio.msg import Msg
+
+from .. import __version__, anonymizer, privacy_gate
+from ..config import Config
+from ..errors import FederationError
+from ..identity import Identity
+from ..metrics import AgentMetrics
+from ..model import LocalTask
+from ..protocol import (
+    HEARTBEAT_INTERVAL_S,
+    KIND_PRESENCE,
+    KIND_STATS,
+    KIND_TASK,
+    MAX_MESSAGE_BYTES,
+    RATE_LIMITS,
+    STATS_MAX_SILENCE_S,
+    FedCode,
+    FederationState,
+    subject_for,
+    subscribe_subject,
+)
+from ..store import FederationTaskRow, Store
+from .errors_map import classify, describe
+from .pipeline import Accepted, ReceivePipeline
+from .ratelimit import TokenBucket
+
+log = logging.getLogger("monitor_agent.federation")
+
+OUTBOUND_BUFFER = 10_000
+OUTBOX_SNAPSHOT = 500
+ERROR_LOG_QUIET_S = 60.0
+CONNECT_TIMEOUT_S = 5
+
+
+class _Outgoing:
+    __slots__ = ("kind", "subject", "payload", "headers", "queued_at")
+
+    def __init__(self, kind: str, subject: str, payload: bytes, headers: dict[str, str]):
+        self.kind = kind
+        self.subject = subject
+        self.payload = payload
+        self.headers = headers
+        self.queued_at = time.monotonic()
+
+
+def load_credentials(path: Path | None) -> dict[str, Any]:
+    """nats-py connect options for FEDERATION_CREDENTIALS: a .creds file or a `user:password` file."""
+    if path is None:
+        return {}
+    text = Path(path).read_text(encoding="utf-8")
+    if "BEGIN NATS USER JWT" in text:
+        return {"user_credentials": str(path)}
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    user, sep, password = line.partition(":")
+    if not sep or not user:
+        raise FederationError(
+            FedCode.AUTH_FAILED, f"{path}: expected a .creds file or one line user:password"
+        )
+    return {"user": user, "password": password}
+
+
+def server_urls(config: Config) -> list[str]:
+    """The seed URL list; with FEDERATION_TLS_ENABLED every URL is tls://."""
+    urls = []
+    for url in config.seed_urls:
+        parts = urlsplit(url)
+        if config.tls_enabled and parts.scheme == "nats":
+            parts = parts._replace(scheme="tls")
+        urls.append(urlunsplit(parts))
+    return urls
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    if not (config.tls_enabled or any(u.startswith("tls://") for u in config.seed_urls)):
+        return None
+    ctx = ssl.create_default_context(cafile=str(config.tls_ca) if config.tls_ca else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+class FederationClient:
+    def __init__(
+        self,
+        config: Config,
+        identity: Identity,
+        store: Store,
+        metrics: AgentMetrics,
+        *,
+        emit: Callable[[str, Any], None] = lambda t, d: None,
+        local_stats: Callable[[], dict] | None = None,
+        tasks_reported: Callable[[], int] = lambda: 0,
+    ):
+        self.config = config
+        self.identity = identity
+        self.store = store
+        self.metrics = metrics
+        self.emit = emit
+        self.local_stats = local_stats or store.local_stats
+        self.tasks_reported = tasks_reported
+        self.broadcast_tasks = config.broadcast_tasks
+        self.broadcast_stats = config.broadcast_stats
+        self.receive_enabled = config.receive_enabled
+        self._lock = threading.Lock()
+        self.state = FederationState.DISABLED
+        self.last_error: dict[str, Any] | None = None
+        self._last_logged: dict[str, float] = {}
+        self._snapshot: deque[dict[str, Any]] = deque(maxlen=OUTBOX_SNAPSHOT)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._nc: nats.NATS | None = None
+        self._stopping = False
+        self._buffer: deque[_Outgoing] = deque()
+        self._wake: asyncio.Event | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._sub = None
+        self.pipeline = ReceivePipeline(
+            identity.node_id,
+            prefix=config.subject_prefix,
+            require_signatures=config.require_signatures,
+            pinned_key=self._pinned_key,
+        )
+        now = time.monotonic()
+        self._out_buckets = {
+            kind: TokenBucket(rate, burst, now) for kind, (rate, burst) in RATE_LIMITS.items()
+        }
+        self.counters_lock = threading.Lock()
+        self.sent = 0
+        self.blocked = 0
+        self.outbound_dropped = 0
+        self.received = 0
+        self.accepted = 0
+        self.drops: dict[str, int] = {}
+        self._stats_dirty = True
+
+    # ---- thread-safe surface ----
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._stopping = False
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._thread_main, args=(ready,), name="federation", daemon=True
+        )
+        self._thread.start()
+        ready.wait(5)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Send node_offline (if connected and broadcasting), close, go DISABLED."""
+        if not self.running or self._loop is None:
+            self._set_state(FederationState.DISABLED)
+            return
+        self._stopping = True
+        fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+        try:
+            fut.result(timeout)
+        except Exception as exc:  # a hung close must not hang the agent's shutdown
+            log.warning("federation shutdown did not finish cleanly: %s", describe(exc))
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._thread = None
+        self._nc = None
+        self._set_state(FederationState.DISABLED)
+
+    def publish_task(self, task: LocalTask) -> bool:
+        """Queue the task event for `task`'s status if broadcasting tasks; False if nothing was queued."""
+        if not self.broadcast_tasks or not self.running:
+            return False
+        message = anonymizer.task_message(
+            task, node_id=self.identity.node_id, task_id=self.identity.task_id, privacy=self.config.privacy
+        )
+        self._stats_dirty = True
+        if message is None:
+            return False
+        return self._enqueue(KIND_TASK, message)
+
+    def set_switches(
+        self,
+        *,
+        broadcast_tasks: bool | None = None,
+        broadcast_stats: bool | None = None,
+        receive_enabled: bool | None = None,
+    ) -> None:
+        """Apply the live switches; receive on/off (un)subscribes at once."""
+        was_broadcasting = self.broadcast_tasks or self.broadcast_stats
+        if broadcast_tasks is not None:
+            self.broadcast_tasks = broadcast_tasks
+        if broadcast_stats is not None:
+            self.broadcast_stats = broadcast_stats
+            self._stats_dirty = True
+        if receive_enabled is not None and receive_enabled != self.receive_enabled:
+            self.receive_enabled = receive_enabled
+            self._call_soon(self._sync_subscription)
+        now_broadcasting = self.broadcast_tasks or self.broadcast_stats
+        if now_broadcasting != was_broadcasting and self.state == FederationState.CONNECTED:
+            self._send_presence("node_online" if now_broadcasting else "node_offline", force=True)
+
+    def outbox_snapshot(self) -> list[dict[str, Any]]:
+        """The last 500 messages sent, oldest first, exactly as sent."""
+        return list(self._snapshot)
+
+    def status_fields(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value,
+            "connected": self.state == FederationState.CONNECTED,
+            "lastError": self.last_error,
+        }
+
+    def counters(self) -> dict[str, Any]:
+        with self.counters_lock:
+            return {
+                "sent": self.sent,
+                "blocked": self.blocked,
+                "outboundDropped": self.outbound_dropped,
+                "buffered": len(self._buffer),
+                "received": self.received,
+                "accepted": self.accepted,
+                "drops": dict(self.drops),
+            }
+
+    def connected_url(self) -> str | None:
+        nc = self._nc
+        try:
+            uri = nc.connected_url if nc is not None else None
+        except Exception:
+            return None
+        if uri is None:
+            return None
+        return f"{uri.scheme}://{uri.hostname}:{uri.port}"
+
+    # ---- errors and state ----
+
+    def _set_state(self, state: FederationState, *, reason: str | None = None) -> None:
+        with self._lock:
+            if self.state == state:
+                return
+            old, self.state = self.state, state
+        self.metrics.set_state(state)
+        log.info("federation %s -> %s%s", old.value, state.value, f" ({reason})" if reason else "")
+        self.emit(
+            "federation_status",
+            {
+                "enabled": state != FederationState.DISABLED,
+                "connected": state == FederationState.CONNECTED,
+                "state": state.value,
+                "previous": old.value,
+                "nodeId": self.identity.node_id,
+                "lastError": self.last_error,
+            },
+        )
+
+    def record_error(self, code: FedCode, message: str) -> None:
+        """Count, remember as lastError, emit; log once per burst of the same code."""
+        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.last_error = {"code": code.value, "message": message, "at": at}
+        self.metrics.errors.labels(code=code.value).inc()
+        now = time.monotonic()
+        if now - self._last_logged.get(code.value, -1e9) > ERROR_LOG_QUIET_S:
+            self._last_logged[code.value] = now
+            log.error("%s: %s", code.value, message)
+        self.emit("federation_error", dict(self.last_error))
+
+    # ---- outbound (any thread) ----
+
+    def _enqueue(self, kind: str, message: dict[str, Any]) -> bool:
+        finding = privacy_gate.check(message)
+        payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if finding is None:
+            kind_found = privacy_gate.check_payload(payload)
+            if kind_found:
+                finding = privacy_gate.Finding("<payload>", kind_found)
+        if finding is not None:
+            with self.counters_lock:
+                self.blocked += 1
+            self.metrics.outbound_dropped.labels(reason="privacy_gate").inc()
+            # The finding names the field and the kind of data, never the value itself.
+            self.record_error(
+                FedCode.VALIDATION_FAILED, f"outgoing {message.get('event')} blocked: {finding}"
+            )
+            return False
+        if len(payload) > MAX_MESSAGE_BYTES:
+            self.metrics.outbound_dropped.labels(reason="oversize").inc()
+            self.record_error(
+                FedCode.VALIDATION_FAILED, f"outgoing {message.get('event')} exceeds 1024 bytes"
+            )
+            return False
+        item = _Outgoing(
+            kind,
+            subject_for(kind, self.identity.node_id, self.config.subject_prefix),
+            payload,
+            self.identity.headers(payload),
+        )
+        return self._call_soon(self._buffer_put, item)
+
+    def _call_soon(self, fn: Callable, *args: Any) -> bool:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return False
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+            return True
+        except RuntimeError:  # loop closed between the check and the call
+            return False
+
+    # ---- everything below runs on the federation loop ----
+
+    def _buffer_put(self, item: _Outgoing) -> None:
+        if len(self._buffer) >= OUTBOUND_BUFFER:
+            self._buffer.popleft()  # newest kept: the oldest waiting message goes
+            with self.counters_lock:
+                self.outbound_dropped += 1
+            reason = "buffer_full" if self.state == FederationState.CONNECTED else "disconnected_buffer_full"
+            self.metrics.outbound_dropped.labels(reason=reason).inc()
+            if self.state == FederationState.CONNECTED:
+                self.record_error(
+                    FedCode.RATE_LIMITED, "outbound rate limit: buffer full, oldest message dropped"
+                )
+        self._buffer.append(item)
+        self.metrics.outbound_buffered.set(len(self._buffer))
+        if self._wake is not None:
+            self._wake.set()
+
+    def _send_presence(self, event: str, *, force: bool = False) -> None:
+        if not force and not (self.broadcast_tasks or self.broadcast_stats):
+            return
+        message = anonymizer.presence_message(
+            event,
+            node_id=self.identity.node_id,
+            region=self.config.region,
+            version=__version__,
+            tasks_reported=self.tasks_reported(),
+        )
+        self._enqueue(KIND_PRESENCE, message)
+
+    def _thread_main(self, ready: threading.Event) -> None:
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._main(ready))
+        except Exception:
+            log.exception("federation loop crashed")
+            self.record_error(FedCode.SEED_UNAVAILABLE, "federation loop crashed; see the log")
+            self._set_state(FederationState.ERROR)
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+    async def _main(self, ready: threading.Event) -> None:
+        self._wake = asyncio.Event()
+        self._stop_event = asyncio.Event()
+        ready.set()
+        self._set_state(FederationState.CONNECTING)
+        try:
+            options = self._connect_options()
+        except (OSError, FederationError) as exc:
+            code = exc.code if isinstance(exc, FederationError) else FedCode.AUTH_FAILED
+            self.record_error(code, f"cannot read FEDERATION_CREDENTIALS: {exc}")
+            self._set_state(FederationState.ERROR, reason=code.value)
+            await self._stop_event.wait()
+            return
+        nc = nats.NATS()
+        self._nc = nc
+        connect = asyncio.create_task(nc.connect(**options))
+        stop_wait = asyncio.create_task(self._stop_event.wait())
+        await asyncio.wait({connect, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if not connect.done():
+            connect.cancel()
+            await asyncio.gather(connect, return_exceptions=True)
+            await self._close(nc)
+            return
+        stop_wait.cancel()
+        if connect.exception() is not None:
+            exc = connect.exception()
+            code = classify(exc)
+            self.record_error(code, describe(exc))
+            self._set_state(FederationState.ERROR, reason=code.value)
+            await self._stop_event.wait()
+            await self._close(nc)
+            return
+        await self._on_connected(first=True)
+        tasks = [
+            asyncio.create_task(self._sender(nc)),
+            asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(self._stats_loop()),
+        ]
+        await self._stop_event.wait()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._close(nc)
+
+    def _connect_options(self) -> dict[str, Any]:
+        reconnect_s = self.config.reconnect_timeout_ms / 1000
+        options: dict[str, Any] = {
+            "servers": server_urls(self.config),
+            "name": "truebit-monitor",  # generic: the connection name is visible in seed monitoring
+            "allow_reconnect": True,
+            "max_reconnect_attempts": -1,
+            "reconnect_time_wait": reconnect_s,
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "ping_interval": 20,
+            "max_outstanding_pings": 3,
+            "no_echo": True,
+            "error_cb": self._on_error,
+            "disconnected_cb": self._on_disconnected,
+            "reconnected_cb": self._on_reconnected,
+            "closed_cb": self._on_closed,
+        }
+        ctx = tls_context(self.config)
+        if ctx is not None:
+            options["tls"] = ctx
+        options.update(load_credentials(self.config.credentials_file))
+        return options
+
+    async def _on_connected(self, *, first: bool) -> None:
+        self._set_state(FederationState.CONNECTED, reason=self.connected_url())
+        if self.last_error is not None and self.last_error["code"] in (
+            "FED_001",
+            "FED_002",
+            "FED_007",
+            "FED_008",
+        ):
+            # The connection works again: a connection error is history, not the current state.
+            self.last_error = None
+        await self._sync_subscription()
+        self._send_presence("node_online")
+        self._stats_dirty = True
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _sync_subscription(self) -> None:
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            return
+        if self.receive_enabled and self._sub is None:
+            try:
+                self._sub = await nc.subscribe(
+                    subscribe_subject(self.config.subject_prefix),
+                    cb=self._on_message,
+                    pending_msgs_limit=200_000,
+                    pending_bytes_limit=256 * 1024 * 1024,
+                )
+                await nc.flush(timeout=CONNECT_TIMEOUT_S)
+            except Exception as exc:
+                self._sub = None
+                self.record_error(
+                    classify(exc) if "permission" in str(exc).lower() else FedCode.SUBSCRIPTION_FAILED,
+                    f"subscribe failed: {describe(exc)}",
+                )
+        elif not self.receive_enabled and self._sub is not None:
+            sub, self._sub = self._sub, None
+            try:
+                await sub.unsubscribe()
+            except Exception as exc:
+                log.warning("unsubscribe failed: %s", describe(exc))
+
+    async def _on_error(self, exc: Exception) -> None:
+        if self._stopping:
+            return
+        code = classify(exc)
+        if code == FedCode.RATE_LIMITED:  # our own subscription fell behind: messages were lost
+            self.metrics.drop("slow_consumer")
+            with self.counters_lock:
+                self.drops["slow_consumer"] = self.drops.get("slow_consumer", 0) + 1
+            return
+        self.record_error(code, describe(exc))
+        if self.state in (FederationState.CONNECTING, FederationState.ERROR):
+            self._set_state(FederationState.ERROR, reason=code.value)
+        if code == FedCode.SUBSCRIPTION_FAILED and "subscription" in str(exc).lower():
+            self._sub = None
+
+    async def _on_disconnected(self) -> None:
+        if not self._stopping and self.state == FederationState.CONNECTED:
+            self._set_state(FederationState.RECONNECTING, reason="connection lost")
+
+    async def _on_reconnected(self) -> None:
+        if self._stopping:
+            return
+        # nats-py re-sends existing subscriptions itself on reconnect.
+        await self._on_connected(first=False)
+
+    async def _on_closed(self) -> None:
+        if not self._stopping:
+            self._set_state(FederationState.ERROR, reason="connection closed")
+
+    async def _sender(self, nc: nats.NATS) -> None:
+        assert self._wake is not None
+        while True:
+            if not self._buffer or not nc.is_connected or self.state != FederationState.CONNECTED:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            item = self._buffer[0]
+            bucket = self._out_buckets[item.kind]
+            delay = bucket.wait_time(time.monotonic())
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            try:
+                await nc.publish(item.subject, item.payload, headers=item.headers)
+            except Exception as exc:  # disconnected in between: keep it and wait for the connection
+                log.debug("publish deferred: %s", describe(exc))
+                self._wake.clear()
+                await asyncio.sleep(0.05)
+                continue
+            bucket.take(time.monotonic())
+            self._buffer.popleft()
+            self.metrics.outbound_buffered.set(len(self._buffer))
+            self._sent(item)
+
+    def _sent(self, item: _Outgoing) -> None:
+        text = item.payload.decode("utf-8")
+        self._snapshot.append(
+            {
+                "subject": item.subject,
+                "payload": text,
+                "headers": dict(item.headers),
+                "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            }
+        )
+        with self.counters_lock:
+            self.sent += 1
+        self.metrics.published.labels(kind=item.kind).inc()
+        if self.config.debug:
+            log.info("federation OUT %s %s headers=%s", item.subject, text, json.dumps(item.headers))
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+            if self.state == FederationState.CONNECTED:
+                self._send_presence("node_heartbeat")
+
+    async def _stats_loop(self) -> None:
+        interval = self.config.broadcast_interval_ms / 1000
+        last_sent: dict | None = None
+        last_at = 0.0
+        while True:
+            await asyncio.sleep(interval)
+            if not self.broadcast_stats or self.state != FederationState.CONNECTED:
+                continue
+            now = time.monotonic()
+            if not self._stats_dirty and now - last_at < STATS_MAX_SILENCE_S:
+                continue
+            self._stats_dirty = False
+            try:
+                stats = await asyncio.to_thread(self.local_stats)
+            except FederationError as exc:
+                self.record_error(exc.code, exc.message)
+                continue
+            message = anonymizer.stats_message(
+                stats, node_id=self.identity.node_id, privacy=self.config.privacy
+            )
+            body = {k: v for k, v in message.items() if k != "timestamp"}
+            if body == last_sent and now - last_at < STATS_MAX_SILENCE_S:
+                continue
+            if self._enqueue(KIND_STATS, message):
+                last_sent, last_at = body, now
+
+    # ---- receive ----
+
+    async def _on_message(self, msg: Msg) -> None:
+        if not self.receive_enabled:
+            return
+        now = time.time()
+        verdict = self.pipeline.process(msg.subject, msg.data, msg.headers, now)
+        with self.counters_lock:
+            self.received += 1
+            if not isinstance(verdict, Accepted):
+                self.drops[verdict.reason] = self.drops.get(verdict.reason, 0) + 1
+            else:
+                self.accepted += 1
+        if not isinstance(verdict, Accepted):
+            self.metrics.drop(verdict.reason)
+            if verdict.reason not in ("own", "duplicate"):
+                log.debug("dropped message on %s: %s (%s)", msg.subject, verdict.reason, verdict.detail)
+            return
+        self.metrics.received.labels(kind=verdict.kind).inc()
+        m = verdict.message
+        at_ms = int(now * 1000)
+        pin = verdict.key if verdict.new_pin else None
+        if verdict.kind == KIND_TASK:
+            self.store.enqueue_peer(m.nodeId, at_ms, pinned_key=pin)
+            if not self.store.enqueue_federation_task(
+                FederationTaskRow(
+                    m.nodeId,
+                    m.taskId,
+                    m.event,
+                    m.chainId,
+                    m.blockNumber,
+                    m.taskType,
+                    m.status,
+                    m.executionTimeMs,
+                    m.timestamp,
+                    at_ms,
+                )
+            ):
+                self.metrics.drop("store_backlog")
+        elif verdict.kind == KIND_PRESENCE:
+            self.store.enqueue_peer(
+                m.nodeId,
+                at_ms,
+                event=m.event,
+                region=m.region,
+                version=m.version,
+                tasks_reported=m.tasksReported,
+                pinned_key=pin,
+            )
+        else:
+            stats = {
+                "tasks24h": m.tasks24h,
+                "tasksCompleted24h": m.tasksCompleted24h,
+                "tasksFailed24h": m.tasksFailed24h,
+                "activeTasks": m.activeTasks,
+                "avgExecutionMs": m.avgExecutionMs,
+            }
+            self.store.enqueue_peer(m.nodeId, at_ms, stats=stats, pinned_key=pin)
+
+    def _pinned_key(self, node_id: str) -> str | None:
+        return self.store.pinned_key(node_id)
+
+    # ---- shutdown ----
+
+    async def _shutdown(self) -> None:
+        nc = self._nc
+        if nc is not None and nc.is_connected and (self.broadcast_tasks or self.broadcast_stats):
+            # Flush what is waiting (bounded), then say goodbye.
+            deadline = time.monotonic() + 1.0
+            while self._buffer and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            message = anonymizer.presence_message(
+                "node_offline",
+                node_id=self.identity.node_id,
+                region=self.config.region,
+                version=__version__,
+                tasks_reported=self.tasks_reported(),
+            )
+            payload = json.dumps(message, separators=(",", ":")).encode("utf-8")
+            item = _Outgoing(
+                KIND_PRESENCE,
+                subject_for(KIND_PRESENCE, self.identity.node_id, self.config.subject_prefix),
+                payload,
+                self.identity.headers(payload),
+            )
+            try:
+                await nc.publish(item.subject, item.payload, headers=item.headers)
+                await nc.flush(timeout=2)
+                self._sent(item)
+            except Exception as exc:
+                log.warning("could not send node_offline: %s", describe(exc))
+        if self._stop_event is not None:
+            self._stop_event.set()  # _main cancels its tasks and closes the connection
+
+    async def _close(self, nc: nats.NATS) -> None:
+        try:
+            if not nc.is_closed:
+                await asyncio.wait_for(nc.close(), timeout=3)
+        except Exception as exc:
+            log.debug("close: %s", describe(exc))

@@ -1,0 +1,89 @@
+"""The dashboard: four server-rendered tabs; static/app.js keeps them live over /ws."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from flask import Blueprint, render_template
+
+from .. import __version__
+from . import serializers as ser
+from .state import state
+
+# Templates and static files live beside app.py (the app's own folders).
+bp = Blueprint("dashboard", __name__)
+
+TABS = (
+    ("node", "Node", "/"),
+    ("network", "Network", "/network"),
+    ("settings", "Settings", "/settings"),
+    ("privacy", "Privacy", "/privacy"),
+)
+
+# Text + icon for each federation state: status is never told by colour alone.
+STATE_LABELS = {
+    "CONNECTED": ("✓", "Connected"),
+    "CONNECTING": ("…", "Connecting"),
+    "RECONNECTING": ("↻", "Reconnecting"),
+    "ERROR": ("⚠", "Error"),
+    "DISABLED": ("○", "Disabled"),
+}
+TASK_ICONS = {"completed": "✓", "failed": "✗", "received": "↓", "running": "▶", "unknown": "?"}
+
+
+def _common(tab: str) -> dict[str, Any]:
+    agent = state().agent
+    status = ser.status(agent.status())
+    return {
+        "tab": tab,
+        "tabs": TABS,
+        "status": status,
+        "state_labels": STATE_LABELS,
+        "task_icons": TASK_ICONS,
+        "version": __version__,
+    }
+
+
+@bp.get("/")
+def node():
+    ctx = _common("node")
+    store = state().agent.store
+    rows, total = store.list_local_tasks(25, 0, None, False)
+    ctx["tasks"] = [ser.local_task(r, False) for r in rows]
+    ctx["tasks_total"] = int(total)
+    ctx["stats"] = ser.local_stats(store.local_stats())
+    return render_template("node.html", **ctx)
+
+
+@bp.get("/network")
+def network():
+    ctx = _common("network")
+    store = state().agent.store
+    rows, total = store.query_federation_tasks(50, None, None)
+    ctx["feed"] = [ser.federation_task(r) for r in rows]
+    ctx["feed_total"] = int(total)
+    peers = [ser.peer(p) for p in store.list_peers()]
+    by_region: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for p in peers:
+        by_region[p["region"]].append(p)
+    ctx["regions"] = sorted(by_region.items())
+    ctx["peers_total"] = len(peers)
+    ctx["peers_online"] = sum(1 for p in peers if p["online"])
+    return render_template("network.html", **ctx)
+
+
+@bp.get("/settings")
+def settings():
+    ctx = _common("settings")
+    ctx["settings"] = ser.settings(state().agent)
+    ctx["token_path"] = state().token_path
+    return render_template("settings.html", **ctx)
+
+
+@bp.get("/privacy")
+def privacy():
+    ctx = _common("privacy")
+    agent = state().agent
+    ctx["privacy"] = ser.privacy(agent.outbox_snapshot(), ser.privacy_blocked(agent))
+    return render_template("privacy.html", **ctx)

@@ -1,0 +1,36 @@
+"""JSON answers and the API's one error shape: `{"error": {"code", "message"}}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from flask import Response
+
+_encoder = msgspec.json.Encoder()
+
+ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response encoded with msgspec (several times faster than the stdlib on row lists)."""
+    resp = Response(_encoder.encode(payload), status=status, mimetype="application/json")
+    resp.headers["Cache-Control"] = "no-store"
+    if headers:
+        resp.headers.update(headers)
+    return resp
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    code = ERROR_CODES.get(status, "error")
+    return json_response({"error": {"code": code, "message": message}}, status, headers)

@@ -1,0 +1,77 @@
+"""`seedctl console`: the Flask health console of the seeds, served by gunicorn."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("console")
+@click.option(
+    "--spec",
+    "spec_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="seed.yaml",
+    envvar="SEEDCTL_SPEC",
+    show_default=True,
+    help="Deployment spec (env SEEDCTL_SPEC).",
+)
+@click.option("--host", help="Listen address  [default: console.host of the spec, 127.0.0.1].")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="Listen port  [default: console.port of the spec, 8300]."
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="History database  [default: <state_dir>/console.db].",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.5, 3600),
+    help="Seconds between samples  [default: console.sample_interval_s].",
+)
+@click.option(
+    "--secure-cookies", is_flag=True, help="Mark the session cookie Secure (behind an HTTPS proxy)."
+)
+@click.option("--access-log", is_flag=True, help="Log every request to stderr.")
+def command(spec_path, host, port, db, interval, secure_cookies, access_log):
+    """Run the health console: seed cards, checks, history charts, route mesh, alerts,
+    a JSON API and Prometheus /metrics, behind an operator login.
+
+    \b
+    The operator password is <secrets_dir>/console.password (generated on first run);
+    Prometheus scrapes /metrics with the bearer token in <secrets_dir>/console-metrics.password.
+    It binds 127.0.0.1 by default: reach it through an SSH tunnel, e.g.
+      ssh -L 8300:127.0.0.1:8300 seed-host   then open http://127.0.0.1:8300/
+    """
+    from seed.console import create_app
+    from seed.console.serve import ConsoleServer
+    from seed.secrets import SecretError
+    from seed.spec import SpecError, is_loopback, load_spec
+
+    try:
+        spec = load_spec(spec_path)
+        app = create_app(
+            spec_path, db_path=db, interval=interval, start_sampler=False, secure_cookies=secure_cookies
+        )
+    except (SpecError, SecretError, OSError) as exc:
+        click.echo(f"seedctl console: {exc}", err=True)
+        sys.exit(2)
+    host = host or spec.console.host
+    port = port or spec.console.port
+    if not is_loopback(host):
+        click.echo(
+            f"seedctl console: warning: listening on {host}, not loopback: put it behind HTTPS "
+            "(and pass --secure-cookies) or use an SSH tunnel",
+            err=True,
+        )
+    url_host = f"[{host}]" if ":" in host else host
+    click.echo(
+        f"seed console for {spec.name} on http://{url_host}:{port}/ "
+        f"(sampling {len(spec.servers)} seed(s) every {app.extensions['sampler'].interval:g} s; "
+        f"password in {spec.secrets_dir / 'console.password'})",
+        err=True,
+    )
+    ConsoleServer(app, f"{url_host}:{port}", access_log=access_log).run()

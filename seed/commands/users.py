@@ -1,0 +1,184 @@
+"""`seedctl users add|remove|list|credentials`: NATS users and their secrets."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from monitor_agent.protocol import NODE_ID_RE
+
+from .. import render, secrets
+from ._options import fail, handle_errors, open_spec, spec_option
+
+ADDABLE_ROLES = ("monitor", "observer", "enrolled")
+
+
+@click.group("users")
+def command() -> None:
+    """Manage NATS users and their credentials (secrets dir next to the spec).
+
+    Users come from the spec's `users:` list and from `seedctl users add` (kept in
+    <secrets_dir>/users.json). Passwords are generated (32 chars), stored 0600 and only
+    their bcrypt hashes reach the server config. Apply changes with `seedctl reload`.
+
+    \b
+    Examples:
+      seedctl users list
+      seedctl users add node-a3f7c9d2e1 --role enrolled && seedctl reload
+      seedctl users credentials monitor --out ./monitor-creds
+      seedctl users remove node-a3f7c9d2e1 && seedctl reload
+    """
+
+
+def _describe(spec, user) -> str:
+    perms = render.permissions(user, spec.subject_prefix)
+    parts = []
+    for verb in ("publish", "subscribe"):
+        rules = perms.get(verb, {})
+        text = ", ".join(f"{'!' if kind == 'deny' else ''}{s}" for kind, subs in rules.items() for s in subs)
+        parts.append(f"{verb}: {text or '-'}")
+    return "; ".join(parts)
+
+
+@command.command("list")
+@spec_option
+@click.option("--show-passwords", is_flag=True, help="Also print each password (careful: terminal history).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def list_users(spec_path: Path, show_passwords: bool, as_json: bool) -> None:
+    """List users: name, role, where declared, permissions (passwords only if asked)."""
+    spec = open_spec(spec_path)
+    declared = {u.name for u in spec.users}
+    stored = set(secrets.list_names(spec.secrets_dir))
+    rows = []
+    for u in render.effective_users(spec):
+        has_password = u.password is not None or u.password_file is not None or u.name in stored
+        row = {
+            "name": u.name,
+            "role": u.role,
+            "source": "spec" if u.name in declared else "added",
+            "password": "set" if has_password else "generated on next render",
+            "permissions": render.permissions(u, spec.subject_prefix),
+        }
+        if show_passwords and has_password:
+            row["password"] = render.user_password(spec, u, create=False)
+        rows.append(row)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    users = {u.name: u for u in render.effective_users(spec)}
+    for row in rows:
+        click.echo(f"{row['name']:<20} {row['role']:<9} {row['source']:<6} password {row['password']}")
+        click.echo(f"{'':<20} {_describe(spec, users[row['name']])}")
+
+
+@command.command("add")
+@spec_option
+@click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(ADDABLE_ROLES),
+    default=None,
+    help="monitor (shared, any node id), observer (read-only) or enrolled (NAME is the nodeId: "
+    "may publish only tbfed.v1.*.NAME). Default: enrolled if NAME looks like a nodeId.",
+)
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from stdin instead of generating one."
+)
+@click.option("--show-password", is_flag=True, help="Print the password once created.")
+@handle_errors
+def add_user(spec_path: Path, name: str, role: str | None, password_stdin: bool, show_password: bool) -> None:
+    """Create NAME's credentials (or make sure a spec user has them).
+
+    \b
+    Examples:
+      seedctl users add node-a3f7c9d2e1                 # enrolled node user
+      seedctl users add grafana --role observer
+      pwgen -s 40 1 | seedctl users add monitor --password-stdin
+    """
+    spec = open_spec(spec_path)
+    declared = spec.user(name)
+    if declared is not None:
+        if role and role != declared.role:
+            fail(f"{name} is declared in {spec_path} with role {declared.role}; change it there", 2)
+        role = declared.role
+    else:
+        role = role or ("enrolled" if NODE_ID_RE.match(name) and name.startswith("node-") else None)
+        if role is None:
+            fail(f"give --role for {name!r} (one of {', '.join(ADDABLE_ROLES)})", 2)
+        if role == "enrolled" and not NODE_ID_RE.match(name):
+            fail(f"an enrolled user is named by its nodeId; {name!r} is not one (like node-a3f7c9d2e1)", 2)
+    if password_stdin:
+        secrets.set_password(spec.secrets_dir, name, sys.stdin.readline())
+    existed = name in secrets.list_names(spec.secrets_dir)
+    value = secrets.password(spec.secrets_dir, name, create=True)
+    secrets.bcrypt_hash(spec.secrets_dir, name)
+    if declared is None:
+        secrets.register_user(spec.secrets_dir, name, role)
+    state = "password set" if password_stdin else ("password kept" if existed else "password generated")
+    click.echo(f"{name}: {role}, {state} in {secrets.password_path(spec.secrets_dir, name)}")
+    if show_password:
+        click.echo(value)
+    click.echo("apply to running servers with: seedctl reload")
+
+
+@command.command("remove")
+@spec_option
+@click.argument("name")
+@handle_errors
+def remove_user(spec_path: Path, name: str) -> None:
+    """Delete NAME (added with `users add`) and its secrets; `seedctl reload` then cuts it off."""
+    spec = open_spec(spec_path)
+    if spec.user(name) is not None:
+        fail(f"{name} is declared in {spec_path}: remove it from the spec's users list instead", 2)
+    if not secrets.remove(spec.secrets_dir, name):
+        fail(f"no user {name!r} in {spec.secrets_dir}")
+    click.echo(f"{name}: removed; apply with: seedctl reload")
+
+
+@command.command("credentials")
+@spec_option
+@click.argument("name", default="monitor")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for NAME.credentials (user:password, 0600) and NAME.env.",
+)
+@click.option("--seed-url", default=None, help="URL(s) monitors dial. Default: from the spec's servers.")
+@handle_errors
+def credentials(spec_path: Path, name: str, out: Path, seed_url: str | None) -> None:
+    """Write a ready credentials file and env file for a monitor agent.
+
+    NAME.credentials holds `user:password` (FEDERATION_CREDENTIALS, PROTOCOL.md §1);
+    NAME.env holds FEDERATION_SEED_URL, FEDERATION_CREDENTIALS, and for TLS seeds
+    FEDERATION_TLS_ENABLED, for enrolled users FEDERATION_NODE_ID. No password in the URL.
+
+    \b
+    Examples:
+      seedctl users credentials monitor --out ./monitor
+      seedctl users credentials node-a3f7c9d2e1 --out /tmp/n1 --seed-url nats://seed.example.org:4222
+    """
+    spec = open_spec(spec_path)
+    user = next((u for u in render.effective_users(spec) if u.name == name), None)
+    if user is None:
+        fail(f"no user {name!r}: add it with `seedctl users add {name} --role monitor`", 2)
+    value = render.user_password(spec, user, create=True)
+    cred = secrets.write_credentials_file(out / f"{name}.credentials", name, value)
+    urls = seed_url or ",".join(spec.client_urls)
+    lines = [
+        "# Federation is opt-in: the node operator sets ENABLE_FEDERATION=true to share.",
+        f"FEDERATION_SEED_URL={urls}",
+        f"FEDERATION_CREDENTIALS={cred.resolve()}",
+        f"FEDERATION_SUBJECT_PREFIX={spec.subject_prefix}",
+    ]
+    if spec.tls:
+        lines.append("FEDERATION_TLS_ENABLED=true")
+    if user.role == "enrolled":
+        lines.append(f"FEDERATION_NODE_ID={user.name}")
+    env = out / f"{name}.env"
+    secrets.write_private(env, "\n".join(lines) + "\n")
+    click.echo(f"wrote {cred} (user:password, 0600) and {env}")

@@ -1,0 +1,150 @@
+"""Check every seed of a spec at once: fetch all endpoints concurrently, then judge each server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from .checks import Expectations, Thresholds, evaluate, live_route_peers, msg_rates, uptime_seconds
+from .client import MonitorClient, new_http_client
+from .drift import DigestOracle, Expected
+from .sample import Sample, collect, counters
+from .status import CheckResult, Status, worst
+from .units import parse_time
+
+
+@dataclass(slots=True)
+class ServerReport:
+    """The verdict on one server: all checks, plus the figures the console and /metrics show."""
+
+    name: str
+    url: str
+    sample: Sample
+    results: list[CheckResult]
+    figures: dict = field(default_factory=dict)
+
+    @property
+    def status(self) -> Status:
+        return worst(r.status for r in self.results)
+
+    @property
+    def failing(self) -> list[CheckResult]:
+        """Non-OK checks, worst first."""
+        bad = [r for r in self.results if r.status is not Status.OK]
+        return sorted(bad, key=lambda r: -r.status.severity)
+
+    def check(self, name: str) -> CheckResult | None:
+        return next((r for r in self.results if r.name == name), None)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "url": self.url,
+            "status": self.status.name,
+            "checks": [r.to_dict() for r in self.results],
+            "figures": self.figures,
+        }
+
+
+def expected_peers(spec, server) -> tuple[str, ...] | None:
+    """Route peers a server must have: every other clustered server of the spec."""
+    if server.cluster_port is None:
+        return None
+    return tuple(s.name for s in spec.servers if s.name != server.name and s.cluster_port is not None)
+
+
+def figures(sample: Sample, prev: Mapping | None, peers: tuple[str, ...] | None) -> dict:
+    """The headline numbers of one server (None where unknown)."""
+    v = sample.varz or {}
+    rates = msg_rates(sample, prev)
+    not_after = parse_time(v.get("tls_cert_not_after"))
+    cert = int(not_after.timestamp() - sample.at) if not_after is not None else None
+    up = uptime_seconds(sample) if v else None
+    return {
+        "up": sample.varz is not None,
+        "version": v.get("version"),
+        "server_id": v.get("server_id"),
+        "uptime_s": int(up) if up is not None else None,
+        "connections": v.get("connections"),
+        "max_connections": v.get("max_connections"),
+        "in_msgs": v.get("in_msgs"),
+        "out_msgs": v.get("out_msgs"),
+        "in_msgs_per_s": round(rates[0], 3) if rates else None,
+        "out_msgs_per_s": round(rates[1], 3) if rates else None,
+        "slow_consumers": v.get("slow_consumers"),
+        "mem_bytes": v.get("mem"),
+        "cpu_percent": v.get("cpu"),
+        "subscriptions": v.get("subscriptions"),
+        "routes_expected": len(peers) if peers is not None else 0,
+        "routes_live": len(live_route_peers(sample.routez)) if sample.routez is not None else None,
+        "cert_expiry_s": cert,
+        "config_digest": v.get("config_digest"),
+        "poll_ms": round(sample.elapsed_s * 1000, 2),
+    }
+
+
+async def check_servers(
+    spec,
+    names: list[str] | None = None,
+    *,
+    memory: Mapping[str, Mapping] | None = None,
+    oracle: DigestOracle | None = None,
+    thresholds: Thresholds | None = None,
+    timeout: float = 2.0,
+    http: httpx.AsyncClient | None = None,
+) -> list[ServerReport]:
+    """Sample the chosen servers of `spec` concurrently and run every check on each."""
+    servers = [s for s in spec.servers if not names or s.name in names]
+    memory = memory or {}
+    own_http = http is None
+    http = http or new_http_client()
+    try:
+        digest_task = None
+        if oracle is not None:
+            digest_task = asyncio.create_task(asyncio.to_thread(oracle.expected, spec))
+        samples = await asyncio.gather(
+            *(collect(MonitorClient(http, s.monitor_url, timeout), s.name) for s in servers)
+        )
+        digests: dict[str, Expected] = await digest_task if digest_task else {}
+    finally:
+        if own_http:
+            await http.aclose()
+    versions = {smp.name: smp.varz.get("version", "?") for smp in samples if smp.varz}
+    reports = []
+    for server, sample in zip(servers, samples, strict=True):
+        peers = expected_peers(spec, server)
+        cluster_versions = {n: versions[n] for n in (peers or ()) if n in versions}
+        exp_digest = digests.get(server.name)
+        exp = Expectations(
+            peers=peers,
+            digest=exp_digest.digest if exp_digest else None,
+            digest_error=(exp_digest.error if exp_digest else "drift check not requested"),
+            cluster_versions=cluster_versions,
+        )
+        prev = memory.get(server.name)
+        results = evaluate(sample, prev, exp, thresholds)
+        reports.append(ServerReport(server.name, sample.url, sample, results, figures(sample, prev, peers)))
+    return reports
+
+
+def run_health(spec, names: list[str] | None = None, **kwargs) -> list[ServerReport]:
+    """Synchronous `check_servers` for the CLI."""
+    return asyncio.run(check_servers(spec, names, **kwargs))
+
+
+def remember(memory: dict[str, dict], reports: list[ServerReport]) -> dict[str, dict]:
+    """Fold this run's counters into the memory (an unreachable server keeps its last figures)."""
+    out = dict(memory)
+    for rep in reports:
+        c = counters(rep.sample)
+        if c is None:
+            continue
+        prev = memory.get(rep.name) or {}
+        # Keep knowing that this process is a restart one, for the restart check's whole window.
+        if prev.get("start") and (prev["start"] != c.get("start") or prev.get("restarted")):
+            c["restarted"] = True
+        out[rep.name] = c
+    return out

@@ -1,0 +1,180 @@
+"""Spec -> one nats-server config per server, through the one Jinja2 template in seed/templates/.
+
+`context(spec, server)` builds the plain dict the template needs (the Ansible role can feed the
+same dict to the same template); `render_server` fills it in; `render_all` writes the files
+(atomic, mode 0600: they hold password hashes). Output is deterministic: same spec and
+secrets, same bytes, same config digest.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+from monitor_agent.protocol import node_publish_permission, subject_root, subscribe_subject
+
+from . import secrets
+from .spec import ROLES, ServerSpec, Spec, SpecError, UserSpec
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+TEMPLATE = "nats-server.conf.j2"
+CONF_NAME = "nats-server.conf"
+INBOX = "_INBOX.>"
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - renders a nats-server config, not HTML
+    )
+    env.filters["q"] = quote
+    return env
+
+
+def quote(value: object) -> str:
+    """A double-quoted nats-server config string (JSON escaping is a subset nats accepts)."""
+    return json.dumps(str(value))
+
+
+def permissions(user: UserSpec, prefix: str) -> dict[str, dict[str, list[str]]]:
+    """The NATS permissions of a user's role: the only place roles become subjects."""
+    fed = subscribe_subject(prefix)
+    receive = {"allow": [fed, INBOX]}
+    if user.role == "admin":
+        return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
+    if user.role == "monitor":
+        # Open federation: any node id may be published by the shared user (nothing outside tbfed.v1).
+        return {"publish": {"allow": [fed]}, "subscribe": receive}
+    if user.role == "enrolled":
+        return {"publish": {"allow": [node_publish_permission(user.name, prefix)]}, "subscribe": receive}
+    if user.role == "observer":
+        return {"publish": {"deny": [">"]}, "subscribe": receive}
+    out: dict[str, dict[str, list[str]]] = {}
+    if user.publish:
+        out["publish"] = {"allow": list(user.publish)}
+    if user.subscribe:
+        out["subscribe"] = {"allow": list(user.subscribe)}
+    return out
+
+
+def effective_users(spec: Spec) -> list[UserSpec]:
+    """The spec's users, then those added with `seedctl users add` (the spec wins on a name clash)."""
+    users = list(spec.users)
+    known = {u.name for u in users}
+    for name, role in secrets.registered_users(spec.secrets_dir).items():
+        if name in known:
+            continue
+        if role not in ROLES or role in ("admin", "custom"):
+            raise SpecError(
+                spec.secrets_dir / secrets.REGISTRY, None, name, f"role {role!r} cannot be added there"
+            )
+        users.append(UserSpec(name=name, role=role))
+    return users
+
+
+def user_password(spec: Spec, user: UserSpec, create: bool = True) -> str:
+    """The plaintext password of a user: inline, from its password_file, or the secrets dir."""
+    if user.password is not None:
+        return user.password
+    if user.password_file is not None:
+        text = user.password_file.read_text(encoding="utf-8").strip()
+        if not text:
+            raise SpecError(
+                spec.path, None, f"users.{user.name}.password_file", f"{user.password_file} is empty"
+            )
+        return text
+    return secrets.password(spec.secrets_dir, user.name, create=create)
+
+
+def user_hash(spec: Spec, user: UserSpec) -> str:
+    return secrets.hash_password(spec.secrets_dir, user.name, user_password(spec, user))
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def context(spec: Spec, server: ServerSpec, hashes: dict[str, str] | None = None) -> dict:
+    """Everything the template reads, as plain data."""
+    users = effective_users(spec)
+    if hashes is None:
+        hashes = {u.name: user_hash(spec, u) for u in users}
+    entries = [
+        {
+            "name": u.name,
+            "role": u.role,
+            "hash": hashes[u.name],
+            "permissions": permissions(u, spec.subject_prefix),
+        }
+        for u in users
+    ]
+    cluster = None
+    if server.cluster_port is not None:
+        cluster = {
+            "name": spec.cluster_name,
+            "listen": _host_port(server.host, server.cluster_port),
+            "routes": [s.route_url for s in spec.servers if s.name != server.name and s.cluster_port],
+        }
+    tls = None
+    if spec.tls:
+        tls = {
+            "cert": str(spec.tls.cert),
+            "key": str(spec.tls.key),
+            "client_ca": str(spec.tls.client_ca) if spec.tls.client_ca else None,
+            "timeout_s": spec.tls.timeout_s,
+        }
+    return {
+        "federation": spec.name,
+        "spec_file": spec.path.name,
+        "server": {"name": server.name},
+        "listen": _host_port(server.host, server.client_port),
+        "monitor_listen": _host_port(server.monitor_host, server.monitor_port),
+        "limits": {
+            "max_connections": spec.limits.max_connections,
+            "max_payload": spec.limits.max_payload,
+            "max_pending": spec.limits.max_pending,
+            "ping_interval_s": spec.limits.ping_interval_s,
+            "max_pings_out": spec.limits.max_pings_out,
+            "write_deadline_s": spec.limits.write_deadline_s,
+            "lame_duck_duration_s": spec.limits.lame_duck_duration_s,
+            "lame_duck_grace_period_s": spec.limits.lame_duck_grace_period_s,
+        },
+        "tls": tls,
+        "cluster": cluster,
+        "system_account": spec.system_account,
+        "subject_root": subject_root(spec.subject_prefix),
+        "sys_users": [e for e in entries if e["role"] == "admin" and spec.system_account],
+        "fed_users": [e for e in entries if e["role"] != "admin" or not spec.system_account],
+    }
+
+
+def render_server(spec: Spec, server: ServerSpec, hashes: dict[str, str] | None = None) -> str:
+    """The nats-server config text of one server."""
+    return _env().get_template(TEMPLATE).render(**context(spec, server, hashes))
+
+
+def all_hashes(spec: Spec) -> dict[str, str]:
+    """bcrypt hash of every user (cached in the secrets dir; computed once per render)."""
+    return {u.name: user_hash(spec, u) for u in effective_users(spec)}
+
+
+def render_all(spec: Spec, out_dir: Path | None = None, names: list[str] | None = None) -> dict[str, Path]:
+    """Write `<out_dir>/<server>/nats-server.conf` for each server; returns {name: path}."""
+    out_dir = Path(out_dir) if out_dir is not None else spec.rendered_dir
+    hashes = all_hashes(spec)
+    written: dict[str, Path] = {}
+    for server in spec.servers:
+        if names and server.name not in names:
+            continue
+        path = out_dir / server.name / CONF_NAME
+        secrets.write_private(path, render_server(spec, server, hashes))
+        written[server.name] = path
+    return written

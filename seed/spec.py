@@ -1,0 +1,538 @@
+"""The typed deployment spec: one YAML file describing one federation's seed servers.
+
+`load_spec(path)` reads and fully validates it; every problem raises `SpecError` whose message
+is `file:line: field: problem` (line numbers come from PyYAML's node marks). Nothing here
+writes anything.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from monitor_agent.protocol import DEFAULT_SUBJECT_PREFIX, NODE_ID_RE
+
+ROLES = ("admin", "monitor", "observer", "enrolled", "custom")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_SUBJECT_RE = re.compile(r"^[^\s]+$")
+_HOST_RE = re.compile(r"^[A-Za-z0-9.:-]{1,253}$")
+
+DEFAULT_MAX_PAYLOAD = 8 * 1024
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+class SpecError(Exception):
+    """An invalid spec; the message is one line: `file:line: field: problem`."""
+
+    def __init__(self, path: Path | str, line: int | None, field_name: str, problem: str):
+        self.path = str(path)
+        self.line = line
+        self.field = field_name
+        self.problem = problem
+        where = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{where}: {field_name}: {problem}" if field_name else f"{where}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpec:
+    name: str
+    host: str = "127.0.0.1"
+    client_port: int = 4222
+    cluster_port: int | None = None
+    monitor_host: str = "127.0.0.1"
+    monitor_port: int = 8222
+    public_host: str | None = None  # how monitors reach it, when `host` is a wildcard address
+
+    @property
+    def client_host(self) -> str:
+        """The address clients dial (never a wildcard)."""
+        if self.public_host:
+            return self.public_host
+        return "127.0.0.1" if is_wildcard(self.host) else self.host
+
+    @property
+    def client_url(self) -> str:
+        return f"nats://{_url_host(self.client_host)}:{self.client_port}"
+
+    @property
+    def monitor_url(self) -> str:
+        host = "127.0.0.1" if is_wildcard(self.monitor_host) else self.monitor_host
+        return f"http://{_url_host(host)}:{self.monitor_port}"
+
+    @property
+    def route_url(self) -> str | None:
+        if self.cluster_port is None:
+            return None
+        return f"nats-route://{_url_host(self.client_host)}:{self.cluster_port}"
+
+
+@dataclass(frozen=True, slots=True)
+class TLSSpec:
+    cert: Path
+    key: Path
+    client_ca: Path | None = None  # set: clients must present a certificate signed by it (mutual TLS)
+    timeout_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_connections: int = 10_000
+    max_payload: int = DEFAULT_MAX_PAYLOAD
+    max_pending: int = 8 * 1024 * 1024
+    ping_interval_s: int = 20
+    max_pings_out: int = 3
+    write_deadline_s: int = 10
+    lame_duck_duration_s: int = 30  # nats-server refuses less than 30 s
+    lame_duck_grace_period_s: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpec:
+    name: str
+    role: str
+    publish: tuple[str, ...] = ()  # custom role only
+    subscribe: tuple[str, ...] = ()  # custom role only
+    password: str | None = None  # inline plaintext (discouraged: `seedctl check` flags it)
+    password_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSpec:
+    host: str = "127.0.0.1"
+    port: int = 8300
+    sample_interval_s: int = 10
+    history_days: int = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    path: Path
+    servers: tuple[ServerSpec, ...]
+    users: tuple[UserSpec, ...]
+    name: str = "tbfed"
+    cluster_name: str = "tbfed-seeds"
+    subject_prefix: str = DEFAULT_SUBJECT_PREFIX
+    tls: TLSSpec | None = None
+    limits: Limits = field(default_factory=Limits)
+    console: ConsoleSpec = field(default_factory=ConsoleSpec)
+    secrets_dir: Path = Path("secrets")
+    state_dir: Path = Path(".seedctl")
+    rendered_dir: Path = Path("rendered")
+    system_account: bool = True
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.servers]
+
+    @property
+    def clustered(self) -> bool:
+        return any(s.cluster_port is not None for s in self.servers)
+
+    def server(self, name: str) -> ServerSpec:
+        for s in self.servers:
+            if s.name == name:
+                return s
+        raise KeyError(f"no server named {name!r} in {self.path} (servers: {', '.join(self.names)})")
+
+    def user(self, name: str) -> UserSpec | None:
+        return next((u for u in self.users if u.name == name), None)
+
+    @property
+    def client_urls(self) -> list[str]:
+        scheme = "tls" if self.tls else "nats"
+        return [s.client_url.replace("nats://", f"{scheme}://", 1) for s in self.servers]
+
+
+def is_wildcard(host: str) -> bool:
+    return host in ("0.0.0.0", "::", "")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+# ---- YAML with line numbers ----
+
+
+class _Node:
+    """A parsed YAML value with the line it came from."""
+
+    __slots__ = ("value", "line")
+
+    def __init__(self, value: Any, line: int):
+        self.value = value
+        self.line = line
+
+
+def _to_nodes(loader: yaml.SafeLoader, node: yaml.Node, path: Path) -> _Node:
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, _Node] = {}
+        key_lines: dict[str, int] = {}
+        for k, v in node.value:
+            key = loader.construct_object(k, deep=True)
+            if not isinstance(key, str):
+                raise SpecError(path, k.start_mark.line + 1, str(key), "keys must be strings")
+            if key in out:
+                raise SpecError(
+                    path, k.start_mark.line + 1, key, f"duplicate key (first at line {key_lines[key]})"
+                )
+            key_lines[key] = k.start_mark.line + 1
+            out[key] = _to_nodes(loader, v, path)
+        return _Node(out, line)
+    if isinstance(node, yaml.SequenceNode):
+        return _Node([_to_nodes(loader, v, path) for v in node.value], line)
+    return _Node(loader.construct_object(node, deep=True), line)
+
+
+def _parse_yaml(path: Path) -> _Node:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(path, None, "", "spec file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(path, None, "", f"cannot read spec: {exc}") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise SpecError(path, 1, "", "the spec is empty (see configs/seed.example.yaml)")
+        return _to_nodes(loader, node, path)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise SpecError(path, line, "", f"YAML syntax error: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(path, None, "", f"YAML error: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+# ---- field readers: each returns the typed value or raises SpecError naming the field ----
+
+
+class _Reader:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, node: _Node | None, name: str, problem: str) -> SpecError:
+        return SpecError(self.path, node.line if node else None, name, problem)
+
+    def mapping(self, node: _Node, name: str, allowed: tuple[str, ...]) -> dict[str, _Node]:
+        if not isinstance(node.value, dict):
+            raise self.fail(node, name or "(top level)", f"expected a mapping, got {_kind(node.value)}")
+        for key, child in node.value.items():
+            if key not in allowed:
+                raise self.fail(
+                    child, _join(name, key), f"unknown key (allowed here: {', '.join(sorted(allowed))})"
+                )
+        return node.value
+
+    def string(self, m: dict, key: str, name: str, default=None, *, pattern=None, what: str = "") -> Any:
+        node = m.get(key)
+        if node is None or node.value is None:
+            if default is _REQUIRED:
+                raise self.fail(node, _join(name, key), "is required")
+            return default
+        if not isinstance(node.value, str) or not node.value:
+            raise self.fail(node, _join(name, key), f"expected a non-empty string, got {_kind(node.value)}")
+        if pattern is not None and not pattern.match(node.value):
+            raise self.fail(node, _join(name, key), f"{node.value!r} is not {what}")
+        return node.value
+
+    def integer(self, m: dict, key: str, name: str, default, lo: int, hi: int) -> Any:
+        node = m.get(key)
+        if node is None or node.value is None:
+            if default is _REQUIRED:
+                raise self.fail(node, _join(name, key), "is required")
+            return default
+        if isinstance(node.value, bool) or not isinstance(node.value, int):
+            raise self.fail(node, _join(name, key), f"expected an integer, got {_kind(node.value)}")
+        if not lo <= node.value <= hi:
+            raise self.fail(node, _join(name, key), f"{node.value} is out of range {lo}..{hi}")
+        return node.value
+
+    def boolean(self, m: dict, key: str, name: str, default: bool) -> bool:
+        node = m.get(key)
+        if node is None or node.value is None:
+            return default
+        if not isinstance(node.value, bool):
+            raise self.fail(node, _join(name, key), f"expected true or false, got {_kind(node.value)}")
+        return node.value
+
+    def file(self, m: dict, key: str, name: str, base: Path, *, required: bool) -> Path | None:
+        node = m.get(key)
+        raw = self.string(m, key, name, _REQUIRED if required else None)
+        if raw is None:
+            return None
+        p = Path(raw).expanduser()
+        p = p if p.is_absolute() else (base / p)
+        if not p.is_file():
+            raise self.fail(node, _join(name, key), f"file not found: {p}")
+        return p.resolve()
+
+    def directory(self, m: dict, key: str, name: str, base: Path, default: str) -> Path:
+        raw = self.string(m, key, name, default)
+        p = Path(raw).expanduser()
+        return (p if p.is_absolute() else base / p).resolve()
+
+    def string_list(self, m: dict, key: str, name: str) -> tuple[str, ...]:
+        node = m.get(key)
+        if node is None or node.value is None:
+            return ()
+        if not isinstance(node.value, list):
+            raise self.fail(node, _join(name, key), f"expected a list of subjects, got {_kind(node.value)}")
+        out = []
+        for i, item in enumerate(node.value):
+            if not isinstance(item.value, str) or not _SUBJECT_RE.match(item.value):
+                raise self.fail(item, f"{_join(name, key)}[{i}]", "expected a NATS subject")
+            out.append(item.value)
+        return tuple(out)
+
+
+_REQUIRED = object()
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer"}.get(
+        type(value), type(value).__name__
+    )
+
+
+_TOP = (
+    "name",
+    "subject_prefix",
+    "cluster",
+    "servers",
+    "tls",
+    "limits",
+    "users",
+    "console",
+    "secrets_dir",
+    "state_dir",
+    "rendered_dir",
+    "system_account",
+)
+_SERVER = ("name", "host", "client_port", "cluster_port", "monitor_host", "monitor_port", "public_host")
+_TLS = ("cert", "key", "client_ca", "timeout_s")
+_LIMITS = tuple(Limits.__dataclass_fields__)
+_USER = ("name", "role", "publish", "subscribe", "password", "password_file")
+_CONSOLE = tuple(ConsoleSpec.__dataclass_fields__)
+
+_HOST_WHAT = "an IP address or host name"
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a deployment spec; raises `SpecError` naming file, line and field."""
+    path = Path(path)
+    root = _parse_yaml(path)
+    return parse_spec(root, path)
+
+
+def parse_spec(root: _Node, path: Path) -> Spec:
+    r = _Reader(path)
+    base = path.resolve().parent
+    top = r.mapping(root, "", _TOP)
+
+    name = r.string(top, "name", "", "tbfed", pattern=NAME_RE, what="a name of letters, digits, _ . -")
+    prefix = r.string(top, "subject_prefix", "", DEFAULT_SUBJECT_PREFIX, pattern=_PREFIX_RE, what="a prefix")
+
+    cluster_name = "tbfed-seeds"
+    if "cluster" in top:
+        cm = r.mapping(top["cluster"], "cluster", ("name",))
+        cluster_name = r.string(cm, "name", "cluster", cluster_name, pattern=NAME_RE, what="a cluster name")
+
+    servers = _servers(r, top)
+    tls = None
+    if "tls" in top and top["tls"].value is not None:
+        tm = r.mapping(top["tls"], "tls", _TLS)
+        timeout = tm.get("timeout_s")
+        if timeout is not None and (
+            isinstance(timeout.value, bool) or not isinstance(timeout.value, int | float)
+        ):
+            raise r.fail(timeout, "tls.timeout_s", "expected a number of seconds")
+        tls = TLSSpec(
+            cert=r.file(tm, "cert", "tls", base, required=True),
+            key=r.file(tm, "key", "tls", base, required=True),
+            client_ca=r.file(tm, "client_ca", "tls", base, required=False),
+            timeout_s=float(timeout.value) if timeout is not None else 2.0,
+        )
+
+    limits = Limits()
+    if "limits" in top and top["limits"].value is not None:
+        lm = r.mapping(top["limits"], "limits", _LIMITS)
+        d = Limits()
+        limits = Limits(
+            max_connections=r.integer(lm, "max_connections", "limits", d.max_connections, 1, 10_000_000),
+            max_payload=r.integer(lm, "max_payload", "limits", d.max_payload, 1024, 64 * 1024 * 1024),
+            max_pending=r.integer(lm, "max_pending", "limits", d.max_pending, 64 * 1024, 1 << 31),
+            ping_interval_s=r.integer(lm, "ping_interval_s", "limits", d.ping_interval_s, 1, 3600),
+            max_pings_out=r.integer(lm, "max_pings_out", "limits", d.max_pings_out, 1, 100),
+            write_deadline_s=r.integer(lm, "write_deadline_s", "limits", d.write_deadline_s, 1, 600),
+            lame_duck_duration_s=r.integer(
+                lm, "lame_duck_duration_s", "limits", d.lame_duck_duration_s, 30, 3600
+            ),
+            lame_duck_grace_period_s=r.integer(
+                lm, "lame_duck_grace_period_s", "limits", d.lame_duck_grace_period_s, 0, 3600
+            ),
+        )
+        if limits.lame_duck_grace_period_s >= limits.lame_duck_duration_s:
+            raise r.fail(
+                lm.get("lame_duck_grace_period_s"),
+                "limits.lame_duck_grace_period_s",
+                "must be shorter than limits.lame_duck_duration_s",
+            )
+
+    users = _users(r, top, base)
+
+    console = ConsoleSpec()
+    if "console" in top and top["console"].value is not None:
+        cm = r.mapping(top["console"], "console", _CONSOLE)
+        console = ConsoleSpec(
+            host=r.string(cm, "host", "console", "127.0.0.1", pattern=_HOST_RE, what=_HOST_WHAT),
+            port=r.integer(cm, "port", "console", 8300, 1, 65535),
+            sample_interval_s=r.integer(cm, "sample_interval_s", "console", 10, 1, 3600),
+            history_days=r.integer(cm, "history_days", "console", 7, 1, 3650),
+        )
+
+    return Spec(
+        path=path.resolve(),
+        servers=servers,
+        users=users,
+        name=name,
+        cluster_name=cluster_name,
+        subject_prefix=prefix,
+        tls=tls,
+        limits=limits,
+        console=console,
+        secrets_dir=r.directory(top, "secrets_dir", "", base, "secrets"),
+        state_dir=r.directory(top, "state_dir", "", base, ".seedctl"),
+        rendered_dir=r.directory(top, "rendered_dir", "", base, "rendered"),
+        system_account=r.boolean(top, "system_account", "", True),
+    )
+
+
+def _servers(r: _Reader, top: dict) -> tuple[ServerSpec, ...]:
+    node = top.get("servers")
+    if node is None or not isinstance(node.value, list) or not node.value:
+        raise r.fail(node, "servers", "a list of at least one server is required")
+    servers: list[ServerSpec] = []
+    names: dict[str, int] = {}
+    ports: dict[tuple[str, int], str] = {}
+    for i, item in enumerate(node.value):
+        where = f"servers[{i}]"
+        m = r.mapping(item, where, _SERVER)
+        name = r.string(m, "name", where, _REQUIRED, pattern=NAME_RE, what="a name of letters, digits, _ . -")
+        if name in names:
+            raise r.fail(
+                m["name"], f"{where}.name", f"duplicate server name {name!r} (first at line {names[name]})"
+            )
+        names[name] = m["name"].line
+        s = ServerSpec(
+            name=name,
+            host=r.string(m, "host", where, "127.0.0.1", pattern=_HOST_RE, what=_HOST_WHAT),
+            client_port=r.integer(m, "client_port", where, 4222, 1, 65535),
+            cluster_port=r.integer(m, "cluster_port", where, None, 1, 65535),
+            monitor_host=r.string(m, "monitor_host", where, "127.0.0.1", pattern=_HOST_RE, what=_HOST_WHAT),
+            monitor_port=r.integer(m, "monitor_port", where, 8222, 1, 65535),
+            public_host=r.string(m, "public_host", where, None, pattern=_HOST_RE, what=_HOST_WHAT),
+        )
+        for key, host, port in (
+            ("client_port", s.host, s.client_port),
+            ("cluster_port", s.host, s.cluster_port),
+            ("monitor_port", s.monitor_host, s.monitor_port),
+        ):
+            if port is None:
+                continue
+            for other in _overlapping(host):
+                if (other, port) in ports:
+                    raise r.fail(
+                        m.get(key, item),
+                        f"{where}.{key}",
+                        f"port {port} on {host} is already used by {ports[(other, port)]}",
+                    )
+            ports[(host, port)] = f"{name}.{key}"
+        servers.append(s)
+    if len(servers) > 1 and any(s.cluster_port is None for s in servers):
+        bad = next(i for i, s in enumerate(servers) if s.cluster_port is None)
+        raise r.fail(
+            node.value[bad], f"servers[{bad}].cluster_port", "is required when the spec has several servers"
+        )
+    return tuple(servers)
+
+
+def _overlapping(host: str) -> tuple[str, ...]:
+    """Hosts whose ports collide with `host` (a wildcard bind overlaps every address)."""
+    if is_wildcard(host):
+        return ("*",)
+    return (host, "0.0.0.0", "::")
+
+
+def _users(r: _Reader, top: dict, base: Path) -> tuple[UserSpec, ...]:
+    node = top.get("users")
+    if node is None or node.value is None:
+        # The sensible default: an admin in the system account, the shared monitor user, an observer.
+        return (UserSpec("admin", "admin"), UserSpec("monitor", "monitor"), UserSpec("observer", "observer"))
+    if not isinstance(node.value, list):
+        raise r.fail(node, "users", f"expected a list of users, got {_kind(node.value)}")
+    users: list[UserSpec] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(node.value):
+        where = f"users[{i}]"
+        m = r.mapping(item, where, _USER)
+        name = r.string(
+            m, "name", where, _REQUIRED, pattern=NAME_RE, what="a user name of letters, digits, _ . -"
+        )
+        if name in seen:
+            raise r.fail(m["name"], f"{where}.name", f"duplicate user {name!r} (first at line {seen[name]})")
+        seen[name] = m["name"].line
+        role = r.string(m, "role", where, _REQUIRED)
+        if role not in ROLES:
+            raise r.fail(m["role"], f"{where}.role", f"{role!r} is not one of {', '.join(ROLES)}")
+        if role == "enrolled" and not NODE_ID_RE.match(name):
+            raise r.fail(
+                m["name"], f"{where}.name", f"an enrolled user is named by its nodeId; {name!r} is not one"
+            )
+        publish = r.string_list(m, "publish", where)
+        subscribe = r.string_list(m, "subscribe", where)
+        if role != "custom" and (publish or subscribe):
+            bad = m.get("publish") or m.get("subscribe")
+            raise r.fail(bad, f"{where}.publish", f"permissions are fixed for role {role}; use role: custom")
+        if "password" in m and "password_file" in m:
+            raise r.fail(m["password"], f"{where}.password", "give password or password_file, not both")
+        password = r.string(m, "password", where, None)
+        users.append(
+            UserSpec(
+                name=name,
+                role=role,
+                publish=publish,
+                subscribe=subscribe,
+                password=password,
+                password_file=r.file(m, "password_file", where, base, required=False),
+            )
+        )
+    admins = [u for u in users if u.role == "admin"]
+    if len(admins) > 1:
+        raise r.fail(node, "users", "at most one admin (system account) user")
+    return tuple(users)

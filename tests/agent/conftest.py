@@ -1,0 +1,175 @@
+"""Fixtures of the agent-core tests: a module-wide real seed, agents on it, raw NATS clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nats
+import pytest
+import yaml
+
+from monitor_agent.agent import Agent
+from monitor_agent.config import load_config
+from monitor_agent.model import TaskEvent
+from tests.plugins.seed import SeedHandle, build_spec_data
+from tests.plugins.tools import free_port
+
+
+def _ports() -> Callable[[], int]:
+    given: set[int] = set()
+
+    def make() -> int:
+        while (p := free_port()) in given:
+            pass
+        given.add(p)
+        return p
+
+    return make
+
+
+def make_seed(root: Path, binary: str, secret_cache: Path, **kw) -> SeedHandle:
+    """A real seed (seedctl's own spec/render/lifecycle code) started in `root`."""
+    from seed.render import effective_users, user_password
+    from seed.spec import load_spec
+
+    data = build_spec_data(_ports(), **kw)
+    spec_path = root / "seed.yaml"
+    spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    spec = load_spec(spec_path)
+    handle = SeedHandle(spec_path, spec, spec.secrets_dir, spec.state_dir, binary, data)
+    shutil.copytree(secret_cache, spec.secrets_dir, dirs_exist_ok=True)
+    for user in effective_users(spec):
+        user_password(spec, user)
+    handle.start()
+    return handle
+
+
+@pytest.fixture(scope="module")
+def module_seed(tmp_path_factory, nats_server_bin, _seed_secret_cache):
+    """One single-server seed shared by a test module (starting seeds is the slow part)."""
+    handle = make_seed(tmp_path_factory.mktemp("seed"), nats_server_bin, _seed_secret_cache)
+    yield handle
+    with contextlib.suppress(Exception):
+        handle.stop()
+
+
+def agent_env(seed_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {
+        "DATA_DIR": str(data_dir),
+        "NODE_LOG_SOURCE": "none",
+        "ENABLE_FEDERATION": "true",
+        "FEDERATION_SEED_URL": seed_url,
+        "FEDERATION_RECONNECT_TIMEOUT": "500",
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def make_agent(tmp_path_factory):
+    """make_agent(env) -> a started in-process Agent; all are stopped at teardown."""
+    made: list[Agent] = []
+
+    def make(env: dict[str, str], *, start: bool = True) -> Agent:
+        env = dict(env)
+        env.setdefault("DATA_DIR", str(tmp_path_factory.mktemp("agent")))
+        env.setdefault("NODE_LOG_SOURCE", "none")
+        agent = Agent(load_config(env))
+        made.append(agent)
+        if start:
+            agent.start()
+        return agent
+
+    yield make
+    for agent in reversed(made):
+        with contextlib.suppress(Exception):
+            agent.stop()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, what: str = ""):
+    """Poll until `predicate()` is truthy; its value, or AssertionError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def task_event(kind: str, execution_id: str, **kw) -> TaskEvent:
+    kw.setdefault("at", datetime.now(UTC))
+    return TaskEvent(kind, execution_id, **kw)
+
+
+class RawNats:
+    """A raw nats-py client in its own loop thread: publish anything, capture everything."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.nc = self.run(nats.connect(url, allow_reconnect=False, connect_timeout=5))
+        self.captured: list[tuple[str, bytes, dict | None]] = []
+        self._lock = threading.Lock()
+
+    def run(self, coro, timeout: float = 15.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def capture(self, subject: str = "tbfed.v1.>") -> None:
+        async def cb(msg):
+            with self._lock:
+                self.captured.append((msg.subject, msg.data, msg.headers))
+
+        async def sub():
+            await self.nc.subscribe(subject, cb=cb, pending_msgs_limit=500_000)
+            await self.nc.flush()
+
+        self.run(sub())
+
+    def publish(self, subject: str, data: bytes, headers: dict | None = None, flush: bool = True) -> None:
+        async def pub():
+            await self.nc.publish(subject, data, headers=headers)
+            if flush:
+                await self.nc.flush()
+
+        self.run(pub())
+
+    def publish_many(self, items) -> None:
+        async def pub():
+            for subject, data, headers in items:
+                await self.nc.publish(subject, data, headers=headers)
+            await self.nc.flush(timeout=30)
+
+        self.run(pub(), timeout=60)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.run(self.nc.close(), timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture
+def raw_nats():
+    """raw_nats(url) -> RawNats; all closed at teardown."""
+    made: list[RawNats] = []
+
+    def make(url: str) -> RawNats:
+        client = RawNats(url)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()

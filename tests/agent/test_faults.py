@@ -1,0 +1,128 @@
+"""Connection faults with real seeds: TLS, wrong credentials, nothing listening, seed restart, failover."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import trustme
+
+from monitor_agent.protocol import FederationState
+from tests.plugins.tools import free_port
+
+from .conftest import agent_env, task_event, wait_for
+
+
+def _status_states(sub) -> list[str]:
+    states = []
+    while (event := sub.get(0)) is not None:
+        if event["type"] == "federation_status":
+            states.append(event["data"]["state"])
+    return states
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls")
+    ca, rogue = trustme.CA(), trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert.private_key_pem.write_to_path(str(d / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(d / "cert.pem"))
+    ca.cert_pem.write_to_path(str(d / "ca.pem"))
+    rogue.cert_pem.write_to_path(str(d / "rogue-ca.pem"))
+    return d
+
+
+@pytest.mark.slow
+def test_tls_seed_connects_with_its_ca_and_fails_fed_008_with_another(seed_factory, make_agent, tls_files, tmp_path):
+    seed = seed_factory(tls={"cert": tls_files / "cert.pem", "key": tls_files / "key.pem"})
+    url = seed.url_for("monitor")
+    good = make_agent(
+        agent_env(url, tmp_path / "good", FEDERATION_TLS_ENABLED="true", FEDERATION_TLS_CA=str(tls_files / "ca.pem"))
+    )
+    bad = make_agent(
+        agent_env(
+            url, tmp_path / "bad", FEDERATION_TLS_ENABLED="true", FEDERATION_TLS_CA=str(tls_files / "rogue-ca.pem")
+        )
+    )
+    wait_for(lambda: good.status()["connected"], what="TLS agent connected")
+    assert good.federation.connected_url().startswith("tls://")
+    status = wait_for(lambda: (s := bad.status())["state"] == "ERROR" and s, what="rogue-CA agent in ERROR")
+    assert status["lastError"]["code"] == "FED_008" and not status["connected"]
+    # A plaintext client is refused by the TLS seed: the same FED_008 path, never a silent downgrade.
+    plain = make_agent(agent_env(url, tmp_path / "plain"))
+    status = wait_for(lambda: (s := plain.status())["state"] == "ERROR" and s, what="plaintext agent refused")
+    assert status["lastError"]["code"] in ("FED_008", "FED_001")
+
+
+def test_wrong_password_is_fed_002_and_nothing_listening_is_fed_001(module_seed, make_agent, tmp_path):
+    user, _ = module_seed.credentials("monitor")
+    server = module_seed.spec.servers[0]
+    wrong = make_agent(
+        agent_env(f"nats://{user}:not-the-password@127.0.0.1:{server.client_port}", tmp_path / "wrong")
+    )
+    nobody = make_agent(agent_env(f"nats://127.0.0.1:{free_port()}", tmp_path / "nobody"))
+    for agent, code in ((wrong, "FED_002"), (nobody, "FED_001")):
+        status = wait_for(lambda agent=agent: (s := agent.status())["state"] == "ERROR" and s, what=code)
+        assert status["lastError"]["code"] == code, status
+        assert status["enabled"] and not status["connected"]
+        # The password never shows up in what the operator sees.
+        assert "not-the-password" not in str(status)
+    # Local monitoring does not care: the task is stored and on the bus.
+    sub = nobody.bus.subscribe()
+    nobody.submit_task_event(task_event("received", "exec-1", chain_id=1, task_type="js"))
+    assert nobody.store.list_local_tasks(10, 0, None, False)[1] == 1
+    assert any(e["type"] == "local_task" for e in iter(lambda: sub.get(0), None))
+
+
+@pytest.mark.slow
+def test_seed_restart_reconnects_in_time_and_delivers_buffered_messages(seed_factory, make_agent, tmp_path):
+    seed = seed_factory()
+    url = seed.url_for("monitor")
+    # B retries faster than A, so it is listening again when A flushes its buffer.
+    b = make_agent(agent_env(url, tmp_path / "b", FEDERATION_RECONNECT_TIMEOUT="100"))
+    a = make_agent(agent_env(url, tmp_path / "a", FEDERATION_RECONNECT_TIMEOUT="1000"))
+    for agent in (a, b):
+        wait_for(lambda agent=agent: agent.status()["connected"], what="connected")
+    sub = a.bus.subscribe(maxsize=10_000)
+
+    seed.stop()
+    wait_for(lambda: a.status()["state"] == "RECONNECTING", what="A RECONNECTING")
+    for i in range(5):  # local ingestion carries on while the seed is down
+        a.submit_task_event(task_event("received", f"exec-{i}", chain_id=1, task_type="js"))
+    assert a.store.list_local_tasks(10, 0, None, False)[1] == 5
+    wait_for(lambda: a.federation.counters()["buffered"] == 5, what="5 messages buffered")
+
+    restarted = time.monotonic()
+    seed.start()
+    wait_for(lambda: a.status()["connected"], timeout=1.0 + 2.0 + 1.0, what="A CONNECTED again")
+    assert time.monotonic() - restarted <= 1.0 + 2.0
+    wait_for(lambda: b.store.query_federation_tasks(10)[1] == 5, what="buffered tasks at B")
+    states = _status_states(sub)
+    assert states[:2] == ["RECONNECTING", "CONNECTED"], states
+    assert a.federation.counters()["outboundDropped"] == 0
+
+
+@pytest.mark.slow
+def test_cluster_failover_keeps_buffered_messages(seed_factory, make_agent, tmp_path):
+    seed = seed_factory(servers=3)
+    urls = [seed.url_for("monitor", i) for i in range(3)]
+    a = make_agent(agent_env(",".join(urls), tmp_path / "a", FEDERATION_RECONNECT_TIMEOUT="500"))
+    wait_for(lambda: a.status()["connected"], what="A connected")
+    current = a.federation.connected_url()
+    index = next(i for i, s in enumerate(seed.spec.servers) if f":{s.client_port}" in current)
+    other = (index + 1) % 3
+    b = make_agent(agent_env(urls[other], tmp_path / "b"))
+    wait_for(lambda: b.status()["connected"], what="B connected")
+    # The route works (a task crosses servers) before anything is stopped.
+    a.submit_task_event(task_event("received", "exec-before", chain_id=1, task_type="js"))
+    wait_for(lambda: b.store.query_federation_tasks(10)[1] == 1, what="task across the cluster")
+
+    seed.stop(seed.names[index])
+    time.sleep(0.2)
+    for i in range(5):
+        a.submit_task_event(task_event("received", f"exec-{i}", chain_id=1, task_type="js"))
+    wait_for(lambda: a.status()["connected"], timeout=5, what="A failed over")
+    assert f":{seed.spec.servers[index].client_port}" not in a.federation.connected_url()
+    wait_for(lambda: b.store.query_federation_tasks(10)[1] == 6, what="all tasks at B after failover")
+    assert a.status()["state"] == FederationState.CONNECTED.value

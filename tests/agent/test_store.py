@@ -1,0 +1,192 @@
+"""The SQLite store: merging, cursors, queries, dedupe, incremental stats, retention, FED_006."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor_agent.errors import FederationError
+from monitor_agent.model import TaskEvent
+from monitor_agent.store import DAY_MS, SCHEMA_VERSION, FederationTaskRow, Store, now_ms
+
+T0 = datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
+
+
+def ev(kind, eid="e1", at=T0, **kw):
+    return TaskEvent(kind, eid, at, **kw)
+
+
+def row(node="node-aaaaaaaaaa", n=0, event="task_completed", chain=1, exec_ms=100, received_at=None):
+    status = event.removeprefix("task_")
+    return FederationTaskRow(
+        node, f"global-task-{n:012x}", event, chain, 5, "js", status, exec_ms, "2024-01-15T10:30:00Z",
+        received_at if received_at is not None else now_ms(),
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "t.db")
+    yield s
+    s.close()
+
+
+def test_schema_is_versioned_wal_and_reopens(tmp_path):
+    Store(tmp_path / "t.db").close()
+    conn = sqlite3.connect(tmp_path / "t.db")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"federation_tasks_received", "federation_tasks_chain"} <= indexes
+    conn.execute("PRAGMA user_version=99")
+    conn.commit()
+    conn.close()
+    with pytest.raises(FederationError) as err:
+        Store(tmp_path / "t.db")
+    assert err.value.code == "FED_006" and "newer" in err.value.message
+
+
+def test_lifecycle_merge_is_idempotent_and_keeps_private_fields_local(store):
+    task, changed = store.upsert_local_task(
+        ev("received", chain_id=43113, block_number=30_000_000, task_type="js", private={"wallet": "0xab"})
+    )
+    assert changed and task.status == "received" and task.private == {"wallet": "0xab"}
+    assert store.upsert_local_task(ev("received", chain_id=43113, block_number=30_000_000, task_type="js",
+                                      private={"wallet": "0xab"}))[1] is False
+    task, _ = store.upsert_local_task(ev("started", at=T0 + timedelta(seconds=1)))
+    assert task.status == "running"
+    task, _ = store.upsert_local_task(ev("completed", at=T0 + timedelta(seconds=2), execution_time_ms=245, exit_code=0))
+    assert (task.status, task.execution_time_ms, task.received_at) == ("completed", 245, T0)
+    # An out-of-order earlier event does not move the status back.
+    task, _ = store.upsert_local_task(ev("received", at=T0 - timedelta(seconds=5)))
+    assert task.status == "completed" and task.received_at == T0 - timedelta(seconds=5)
+    # A failure named after completion wins, and stays.
+    assert store.upsert_local_task(ev("failed", at=T0 + timedelta(seconds=3)))[0].status == "failed"
+    assert store.upsert_local_task(ev("completed", at=T0 + timedelta(seconds=4)))[0].status == "failed"
+    # A non-zero exit code makes a completion a failure.
+    assert store.upsert_local_task(ev("completed", "e2", exit_code=1))[0].status == "failed"
+    rows, total = store.list_local_tasks(10, 0, None, include_private=False)
+    assert total == 2 and all("private" not in r for r in rows)
+    rows, _ = store.list_local_tasks(10, 0, "failed", include_private=True)
+    assert {r["executionId"] for r in rows} == {"e1", "e2"} and rows[-1]["private"] == {"wallet": "0xab"}
+
+
+def test_cursors_log_entries_and_local_stats(store):
+    assert store.get_cursor("files:/var/log/x") is None
+    store.set_cursor("files:/var/log/x", {"inode": 5, "offset": 1234})
+    store.set_cursor("files:/var/log/x", {"inode": 5, "offset": 2000})
+    assert store.get_cursor("files:/var/log/x") == {"inode": 5, "offset": 2000}
+    assert store.add_log_entries([(T0, "warn", "odd line"), (None, "info", "another")]) == 2
+    assert [e["message"] for e in store.list_log_entries()] == ["another", "odd line"]
+    now = datetime.now(UTC)
+    store.upsert_local_task(ev("received", "a", at=now))
+    store.upsert_local_task(ev("completed", "b", at=now, execution_time_ms=100, exit_code=0))
+    store.upsert_local_task(ev("completed", "c", at=now, execution_time_ms=300, exit_code=0))
+    s = store.local_stats()
+    assert (s["tasks24h"], s["tasksCompleted24h"], s["activeTasks"], s["avgExecutionMs"]) == (3, 2, 1, 200)
+
+
+def test_federation_rows_are_batched_deduplicated_filtered_and_counted(store):
+    store.enqueue_peer("node-aaaaaaaaaa", now_ms(), event="node_online", region="ASIA", version="1", tasks_reported=0)
+    base = now_ms()
+    for n in range(10):
+        store.enqueue_federation_task(row(n=n, chain=1 if n % 2 else 43113, received_at=base + n))
+    store.enqueue_federation_task(row(n=0, received_at=base + 20))  # duplicate (node, task, event)
+    store.enqueue_federation_task(row(n=0, event="task_received", exec_ms=None, received_at=base + 21))
+    assert store.flush()
+    rows, total = store.query_federation_tasks(3)
+    assert total == 11 and len(rows) == 3 and rows[0]["status"] == "received"  # newest first
+    assert store.duplicates == 1
+    rows, total = store.query_federation_tasks(100, chain_id=43113)
+    assert total == 5 and {r["chainId"] for r in rows} == {43113}
+    _, total = store.query_federation_tasks(100, since=datetime.fromtimestamp((base + 5) / 1000, UTC))
+    assert total >= 1
+    stats = store.network_stats()
+    # Distinct tasks (a received+completed pair is one task); completions with their average.
+    assert (stats["tasks24h"], stats["tasksCompleted24h"], stats["avgExecutionMs"]) == (10, 10, 100)
+    assert stats["activeNodes"] == 1 and stats["connectedPeers"] == 1
+    assert store.list_peers()[0]["tasksReported"] == 10
+
+
+def test_incremental_stats_agree_with_a_recount_after_reopen(tmp_path):
+    s = Store(tmp_path / "t.db")
+    for n in range(50):
+        s.enqueue_federation_task(row(n=n, exec_ms=n * 10, event="task_completed" if n % 5 else "task_failed"))
+    s.flush()
+    live = s.network_stats()
+    s.close()
+    s = Store(tmp_path / "t.db")
+    assert {k: v for k, v in s.network_stats().items() if k != "connectedPeers"} == {
+        k: v for k, v in live.items() if k != "connectedPeers"
+    }
+    assert (live["tasks24h"], live["tasksCompleted24h"], live["tasksFailed24h"]) == (50, 40, 10)
+    s.close()
+
+
+def test_retention_and_clear(store):
+    old = now_ms() - 8 * DAY_MS
+    store.enqueue_peer("node-bbbbbbbbbb", old, event="node_online", region="SA", version="1", tasks_reported=1)
+    store.enqueue_peer("node-aaaaaaaaaa", now_ms(), event="node_online", region="SA", version="1", tasks_reported=1)
+    for n in range(5):
+        store.enqueue_federation_task(row(n=n, received_at=old))
+    store.enqueue_federation_task(row(n=99))
+    store.flush()
+    assert store.run_retention() == {"tasks": 5, "peers": 1}
+    assert store.query_federation_tasks(10)[1] == 1
+    assert [p["nodeId"] for p in store.list_peers()] == ["node-aaaaaaaaaa"]
+    assert store.clear_federation() == {"tasks": 1, "peers": 1}
+    assert store.query_federation_tasks(10) == ([], 0) and store.list_peers() == []
+    assert store.network_stats()["tasks24h"] == 0
+
+
+def test_disk_full_raises_fed_006_keeps_data_and_the_writer_retries(tmp_path):
+    errors = []
+    s = Store(tmp_path / "t.db", on_error=errors.append)
+    s.upsert_local_task(ev("received", "kept"))
+    pages = sqlite3.connect(tmp_path / "t.db").execute("PRAGMA page_count").fetchone()[0]
+    s.set_max_pages(pages)  # the database may not grow: SQLITE_FULL on the next new page
+    with pytest.raises(FederationError) as err:
+        for i in range(200):
+            s.upsert_local_task(ev("received", f"big-{i}", private={"blob": "x" * 4000}))
+    assert err.value.code == "FED_006" and "full" in err.value.message
+    for n in range(300):
+        s.enqueue_federation_task(row(n=n))
+    time.sleep(0.5)
+    assert errors and errors[0].code == "FED_006"
+    assert s.get_local_task("kept") is not None  # nothing already stored is lost
+    assert s.check_writable() in (True, False)
+    s.set_max_pages(1_000_000)  # space again: the writer's retry lands every queued row
+    assert s.flush(timeout=10)
+    assert s.query_federation_tasks(1)[1] == 300
+    assert s.check_writable()
+    s.close()
+
+
+@pytest.mark.slow
+def test_stats_and_queries_stay_fast_with_many_rows(tmp_path):
+    # 200 000 rows keeps the suite quick; bench/receive_pipeline.py --store-rows 1000000 measures 1 M.
+    path = tmp_path / "big.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    now = now_ms()
+    conn.executemany(
+        "INSERT INTO federation_tasks (source_node, task_id, event, chain_id, block_number, task_type, status, "
+        "execution_time_ms, timestamp, received_at, first) VALUES (?, ?, 'task_completed', ?, 1, 'js', "
+        "'completed', 100, '2024-01-15T10:30:00Z', ?, 1)",
+        ((f"node-{i % 100:010x}", f"global-task-{i:012x}", i % 3, now - (i * 86) % DAY_MS) for i in range(200_000)),
+    )
+    conn.commit()
+    conn.close()
+    s = Store(path)
+    t = time.perf_counter()
+    for _ in range(100):
+        stats = s.network_stats()
+    per_call = (time.perf_counter() - t) / 100
+    assert stats["tasks24h"] == 200_000 and per_call < 0.005
+    t = time.perf_counter()
+    rows, total = s.query_federation_tasks(100)
+    assert total == 200_000 and len(rows) == 100 and time.perf_counter() - t < 0.05
+    s.close()

@@ -1,0 +1,234 @@
+"""The nats_seed role, converged for real by `seedctl deploy` (ansible-runner, local connection).
+
+One cluster is converged once per module and the tests below build on it in order (Ansible is
+slow: converging three hosts costs ~20 s): converge, byte-identical config, idempotence, reload
+on a user change, a refused config, --check, a restart-requiring change, rolling restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+
+import httpx
+import nats
+import pytest
+from click.testing import CliRunner
+
+from seed import natsbin
+from seed.cli import cli
+from seed.render import render_server
+
+from tests.plugins.tools import free_port
+
+from .cluster import make_cluster, wait_until
+
+pytestmark = [pytest.mark.ansible, pytest.mark.slow, pytest.mark.timeout(240)]
+
+SUBJECT = "tbfed.v1.task.node-0123456789"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, nats_server_bin):
+    c = make_cluster(tmp_path_factory.mktemp("ansible-seed"), nats_server_bin)
+    try:
+        c.first = c.deploy()
+        c.first_output = c.output()
+        yield c
+    finally:
+        c.stop_all()
+
+
+async def _cross(url_pub: str, url_sub: str) -> bytes:
+    sub_nc = await nats.connect(url_sub, connect_timeout=5)
+    pub_nc = await nats.connect(url_pub, connect_timeout=5)
+    try:
+        sub = await sub_nc.subscribe(SUBJECT)
+        await sub_nc.flush()
+        deadline = time.monotonic() + 10
+        while True:  # interest crosses the routes asynchronously: publish until it arrives
+            await pub_nc.publish(SUBJECT, b'{"v":1}')
+            await pub_nc.flush()
+            try:
+                return (await sub.next_msg(timeout=0.5)).data
+            except nats.errors.TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+    finally:
+        await pub_nc.close()
+        await sub_nc.close()
+
+
+def test_converge_three_hosts_healthy_meshed_and_a_message_crosses(cluster):
+    assert cluster.first.ok, cluster.first_output
+    for name in cluster.names:
+        assert cluster.healthy(name), f"{name} not healthy"
+        assert cluster.varz(name)["server_name"] == name
+        routes = httpx.get(cluster.monitor_url(name) + "/routez", timeout=5).json()["routes"]
+        assert {r["remote_name"] for r in routes} == set(cluster.names) - {name}
+    # the progress stream: a line per task and host, then the summary table
+    assert re.search(r"changed\s+seed-2\s+nats_seed : Render the config", cluster.first_output)
+    assert re.search(r"^host\s+ok\s+changed\s+failed", cluster.first_output, re.M)
+    data = asyncio.run(_cross(cluster.url_for("monitor", "seed-1"), cluster.url_for("monitor", "seed-3")))
+    assert data == b'{"v":1}'
+
+
+def test_deployed_config_is_byte_identical_to_seedctl_render(cluster):
+    for server in cluster.spec.servers:
+        deployed = cluster.config_file(server.name).read_bytes()
+        assert deployed == render_server(cluster.spec, server).encode()
+        assert cluster.config_file(server.name).stat().st_mode & 0o777 == 0o600
+
+
+def test_second_run_changes_nothing(cluster):
+    pids = {n: cluster.process_start(n) for n in cluster.names}
+    result = cluster.deploy()
+    assert result.ok, cluster.output()
+    assert result.changed == 0, result.changed_tasks
+    assert result.changed_tasks == []
+    assert {n: cluster.process_start(n) for n in cluster.names} == pids
+
+
+def test_user_change_reloads_without_restart_and_digest_matches(cluster):
+    before = {n: cluster.process_start(n) for n in cluster.names}
+    users = cluster.data["users"] + [{"name": "observer2", "role": "observer"}]
+    cluster.rewrite(users=users)
+    result = cluster.deploy()
+    assert result.ok, cluster.output()
+    reloads = [h for h, task in result.changed_tasks if task.endswith("Reload nats-server (SIGHUP)")]
+    assert sorted(reloads) == cluster.names
+    assert not [t for _, t in result.changed_tasks if "Start nats-server" in t or "lame-duck" in t]
+    for name in cluster.names:
+        assert cluster.process_start(name) == before[name], f"{name} was restarted"
+        digest = natsbin.validate(cluster.config_file(name))
+        assert cluster.varz(name)["config_digest"] == digest
+    # and the new user really is live
+    asyncio.run(_cross(cluster.url_for("observer2", "seed-2"), cluster.url_for("monitor", "seed-2")))
+
+
+def test_invalid_config_fails_at_validate_and_leaves_server_untouched(cluster, tmp_path):
+    garbage = tmp_path / "not-a-cert.pem"
+    garbage.write_text("this is not PEM\n")
+    before = {n: (cluster.config_file(n).read_bytes(), cluster.process_start(n)) for n in cluster.names}
+    digests = {n: cluster.varz(n)["config_digest"] for n in cluster.names}
+    cluster.rewrite(tls={"cert": str(garbage), "key": str(garbage)})
+    try:
+        result = cluster.deploy()
+    finally:
+        cluster.rewrite(tls=None)
+    assert result.rc != 0
+    assert sorted(f.host for f in result.failures) == cluster.names
+    for f in result.failures:
+        assert f.task == "nats_seed : Render the config and validate it with nats-server -t"
+        assert "failed to find any PEM data" in f.message  # nats-server's own words
+    out = cluster.output()
+    assert "FAILED (3):" in out and "host seed-1, task 'nats_seed : Render the config" in out
+    for name in cluster.names:
+        assert (cluster.config_file(name).read_bytes(), cluster.process_start(name)) == before[name]
+        assert cluster.varz(name)["config_digest"] == digests[name]
+        assert cluster.healthy(name)
+
+
+def test_check_mode_shows_the_diff_and_changes_nothing(cluster):
+    before = {n: cluster.config_file(n).read_bytes() for n in cluster.names}
+    cluster.rewrite(limits={**cluster.data["limits"], "max_connections": 1234})
+    try:
+        res = CliRunner().invoke(
+            cli,
+            ["deploy", "--spec", str(cluster.spec_path), "-i", str(cluster.inventory), "--check", "--limit", "seed-1"],
+        )
+    finally:
+        cluster.rewrite(limits={k: v for k, v in cluster.data["limits"].items() if k != "max_connections"})
+    assert res.exit_code == 0, res.output
+    assert "-max_connections: 10000" in res.output and "+max_connections: 1234" in res.output
+    assert "check mode" in res.output
+    assert re.search(r"^seed-1\s+\d", res.output, re.M)
+    assert not re.search(r"^seed-2\s+\d", res.output, re.M)  # --limit: only seed-1 ran
+    assert {n: cluster.config_file(n).read_bytes() for n in cluster.names} == before
+
+
+def test_restart_only_for_a_change_nats_server_cannot_reload(cluster):
+    before = {n: cluster.process_start(n) for n in cluster.names}
+    servers = [dict(s) for s in cluster.data["servers"]]
+    servers[0]["monitor_port"] = free_port()  # the monitoring listener cannot be reloaded
+    cluster.rewrite(servers=servers)
+    result = cluster.deploy()
+    assert result.ok, cluster.output()
+    restarted = {h for h, t in result.changed_tasks if t.endswith("Start nats-server as a detached process")}
+    assert restarted == {"seed-1"}
+    assert cluster.process_start("seed-1") != before["seed-1"]
+    assert cluster.healthy("seed-1")  # on the new monitoring port
+    for name in ("seed-2", "seed-3"):
+        assert cluster.process_start(name) == before[name]
+
+
+RECONNECT_WAIT = 1.0
+
+
+def test_rolling_restart_keeps_two_nodes_serving_and_clients_connected(cluster):
+    before = {n: cluster.process_start(n) for n in cluster.names}
+    stop = threading.Event()
+    healthy_counts: list[int] = []
+    gaps: list[float] = []
+    published = [0]
+    errors: list[BaseException] = []
+
+    def probe() -> None:
+        while not stop.is_set():
+            healthy_counts.append(sum(cluster.healthy(n, timeout=0.5) for n in cluster.names))
+            time.sleep(0.1)
+
+    async def client() -> None:
+        down_since: list[float] = []
+
+        async def disconnected():
+            down_since.append(time.monotonic())
+
+        async def reconnected():
+            gaps.append(time.monotonic() - down_since[-1])
+
+        nc = await nats.connect(
+            [cluster.url_for("monitor", n) for n in cluster.names],
+            reconnect_time_wait=RECONNECT_WAIT,
+            max_reconnect_attempts=-1,
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+        )
+        try:
+            while not stop.is_set():
+                await nc.publish(SUBJECT, b'{"v":1}')
+                published[0] += 1
+                await asyncio.sleep(0.05)
+        finally:
+            await nc.close()
+
+    def run_client() -> None:
+        try:
+            asyncio.run(client())
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=probe, daemon=True), threading.Thread(target=run_client, daemon=True)]
+    for t in threads:
+        t.start()
+    assert wait_until(lambda: published[0] > 5, 10)
+    try:
+        result = cluster.deploy("rolling-restart")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(15)
+    assert result.ok, cluster.output()
+    assert not errors, errors
+    for name in cluster.names:  # every server was restarted...
+        assert cluster.process_start(name) != before[name]
+        assert cluster.healthy(name)
+    # ...one at a time: never fewer than two serving
+    assert healthy_counts and min(healthy_counts) >= 2, healthy_counts
+    # the client was moved off at least once and was never away longer than its reconnect wait
+    assert gaps, "the publishing client was never moved (it should be when its server restarts)"
+    assert max(gaps) <= RECONNECT_WAIT, gaps
+    order = [line.split()[1] for line in cluster.lines if "Start nats-server as a detached process" in line]
+    assert order == cluster.names  # serial: 1, in inventory order

@@ -1,0 +1,60 @@
+"""Fixtures of the ingest tests: the node-log corpus, real agents on tmp SQLite, the Docker stand-in."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor_agent.agent import Agent
+from monitor_agent.config import load_config
+from tests.plugins.docker_engine import docker_engine  # noqa: F401  (the fixture)
+
+CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "node-logs"
+
+
+@pytest.fixture(scope="session")
+def expected() -> dict:
+    return json.loads((CORPUS / "expected.json").read_text())
+
+
+def corpus_bytes(rel: str) -> bytes:
+    data = (CORPUS / rel).read_bytes()
+    return gzip.decompress(data) if rel.endswith(".gz") else data
+
+
+@pytest.fixture
+def make_agent(tmp_path):
+    """Build real Agents (real SQLite store under tmp_path, federation off); all stopped at teardown."""
+    made: list[Agent] = []
+
+    def make(name: str = "agent", **env: str) -> Agent:
+        environ = {"DATA_DIR": str(tmp_path / name), "NODE_LOG_SOURCE": "none", **env}
+        agent = Agent(load_config(environ))
+        made.append(agent)
+        return agent
+
+    yield make
+    for agent in made:
+        agent.stop()
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    """Poll until `predicate()` is truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def all_tasks(agent: Agent) -> dict[str, dict]:
+    rows, total = agent.store.list_local_tasks(limit=100_000, include_private=True)
+    assert len(rows) == total
+    return {r["executionId"]: r for r in rows}
