@@ -115,6 +115,8 @@ class Shared:
     task_sent: dict[tuple[str, str, str], float] = field(default_factory=dict)
     disconnects: dict[str, float] = field(default_factory=dict)
     failovers: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    disconnect_count: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -150,14 +152,17 @@ class SimNode:
     async def connect(self) -> None:
         async def disconnected():
             self.shared.disconnects[self.node_id] = time.monotonic()
+            self.shared.disconnect_count += 1
 
         async def reconnected():
             t = self.shared.disconnects.pop(self.node_id, None)
             if t is not None:
                 self.shared.failovers.append(time.monotonic() - t)
 
-        async def quiet(_e):
-            return None
+        async def quiet(e):
+            # Counted (not printed): a reconnect storm would otherwise flood the terminal.
+            key = f"{type(e).__name__}: {str(e)[:80]}"
+            self.shared.errors[key] = self.shared.errors.get(key, 0) + 1
 
         self.nc = await nats.connect(
             servers=self.urls,
@@ -520,8 +525,12 @@ class Bench:
             if all(listed == n and online == n for listed, online in checks):
                 peers_ok_after = time.monotonic() - t_peers
                 break
+            if int(time.monotonic() - t_peers) % 10 == 0:
+                log(f"N={n}: peers (listed, online) per agent {checks}; disconnects {shared.disconnect_count};"
+                    f" errors {shared.errors}")
             await asyncio.sleep(1)
-        log(f"N={n}: all peers listed+online on both agents after {peers_ok_after}s")
+        log(f"N={n}: all peers listed+online on both agents after {peers_ok_after}s;"
+            f" disconnects so far {shared.disconnect_count}; errors {shared.errors}")
 
         await asyncio.sleep(2)
         v0 = await loop.run_in_executor(None, varz_all, self.spec.servers)
@@ -559,6 +568,8 @@ class Bench:
                 sum(v1[s]["out_msgs"] - v0[s]["out_msgs"] for s in v1 if s in v0) / window, 1
             ),
             "peers_all_online_after_s": None if peers_ok_after is None else round(peers_ok_after, 1),
+            "sim_disconnects": shared.disconnect_count,
+            "sim_errors": dict(shared.errors),
             "agents": {},
         }
         for agent, s0, s1, (listed, online) in zip(self.agents, a0, a1, peers_end, strict=True):

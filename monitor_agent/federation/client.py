@@ -168,6 +168,7 @@ class FederationClient:
         self.accepted = 0
         self.drops: dict[str, int] = {}
         self._stats_dirty = True
+        self._specific_at = -1e9
 
     # ---- thread-safe surface ----
 
@@ -232,7 +233,9 @@ class FederationClient:
             self._stats_dirty = True
         if receive_enabled is not None and receive_enabled != self.receive_enabled:
             self.receive_enabled = receive_enabled
-            self._call_soon(self._sync_subscription)
+            loop = self._loop
+            if loop is not None and self.running:
+                asyncio.run_coroutine_threadsafe(self._sync_subscription(), loop)
         now_broadcasting = self.broadcast_tasks or self.broadcast_stats
         if now_broadcasting != was_broadcasting and self.state == FederationState.CONNECTED:
             self._send_presence("node_online" if now_broadcasting else "node_offline", force=True)
@@ -508,11 +511,28 @@ class FederationClient:
             with self.counters_lock:
                 self.drops["slow_consumer"] = self.drops.get("slow_consumer", 0) + 1
             return
+        last = self.last_error
+        if (
+            code in (FedCode.SEED_UNAVAILABLE, FedCode.NETWORK_TIMEOUT)
+            and last is not None
+            and last["code"] in (FedCode.AUTH_FAILED.value, FedCode.TLS_ERROR.value)
+            and time.monotonic() - self._specific_at < self._attempt_window()
+            and self.state != FederationState.CONNECTED
+        ):
+            # The server hangs up after rejecting us: that reset is a consequence, the rejection the cause.
+            self.metrics.errors.labels(code=code.value).inc()
+            return
+        if code in (FedCode.AUTH_FAILED, FedCode.TLS_ERROR):
+            self._specific_at = time.monotonic()
         self.record_error(code, describe(exc))
         if self.state in (FederationState.CONNECTING, FederationState.ERROR):
             self._set_state(FederationState.ERROR, reason=code.value)
         if code == FedCode.SUBSCRIPTION_FAILED and "subscription" in str(exc).lower():
             self._sub = None
+
+    def _attempt_window(self) -> float:
+        """Seconds one round of connection attempts can take (wait + timeout, with slack)."""
+        return self.config.reconnect_timeout_ms / 1000 * 2 + CONNECT_TIMEOUT_S + 1
 
     async def _on_disconnected(self) -> None:
         if not self._stopping and self.state == FederationState.CONNECTED:
@@ -604,12 +624,13 @@ class FederationClient:
     # ---- receive ----
 
     async def _on_message(self, msg: Msg) -> None:
-        if not self.receive_enabled:
+        with self.counters_lock:
+            self.received += 1
+        if not self.receive_enabled:  # in flight while unsubscribing
             return
         now = time.time()
         verdict = self.pipeline.process(msg.subject, msg.data, msg.headers, now)
         with self.counters_lock:
-            self.received += 1
             if not isinstance(verdict, Accepted):
                 self.drops[verdict.reason] = self.drops.get(verdict.reason, 0) + 1
             else:

@@ -167,11 +167,24 @@ def _send(ws, text: str) -> None:
         data = data[sent:]
 
 
+CLOSE_WAIT_S = 1.0  # how long a client gets to answer our close frame
+
+
 def _close(ws, code: int, message: str) -> None:
+    """Send a close frame, give the client a moment to answer, then drop the connection.
+
+    A client that never answers would otherwise keep the reader thread (and at shutdown the
+    worker process) alive.
+    """
     try:
         ws.close(reason=code, message=message[:120])
     except (ConnectionClosed, OSError):
         pass
+    reader = getattr(ws, "thread", None)
+    if reader is not None:
+        reader.join(CLOSE_WAIT_S)
+        if reader.is_alive():
+            _abort(ws)
 
 
 def _abort(ws) -> None:

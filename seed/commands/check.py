@@ -86,11 +86,12 @@ def command(
     else:
         for name, r in results.items():
             if r["valid"]:
-                note = (
-                    ""
-                    if r["rendered_up_to_date"]
-                    else f" (note: {r['rendered_file']} differs: seedctl render)"
-                )
+                note = ""
+                if not r["rendered_up_to_date"]:
+                    state = (
+                        "differs from the spec" if Path(r["rendered_file"]).is_file() else "not rendered yet"
+                    )
+                    note = f" (note: {r['rendered_file']} {state}: seedctl render)"
                 click.echo(f"{name}: valid ({r['digest']}){note}")
             else:
                 click.echo(f"{name}: INVALID: {r['error']}")

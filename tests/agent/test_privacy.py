@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+import uuid
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor_agent import anonymizer, privacy_gate
+from monitor_agent.agent import Agent
+from monitor_agent.config import load_config
 from monitor_agent.model import LocalTask
 
-from .conftest import agent_env, task_event, wait_for
+from .conftest import RawNats, agent_env, task_event, wait_for
 
 SECRET_EXEC = "550e8400-e29b-41d4-a716-446655440000"
 
@@ -120,49 +123,57 @@ SECRETS = st.sampled_from(
 )
 
 
+@pytest.fixture(scope="module")
+def wire(module_seed, tmp_path_factory):
+    """A raw subscriber capturing all seed traffic, and a standard and a strict agent publishing."""
+    spy = RawNats(module_seed.url_for("monitor"))
+    spy.capture()
+    agents = {}
+    try:
+        for level in ("standard", "strict"):
+            env = agent_env(module_seed.url_for("monitor"), tmp_path_factory.mktemp(level), FEDERATION_PRIVACY=level)
+            agents[level] = Agent(load_config(env))
+            agents[level].start()
+        for agent in agents.values():
+            wait_for(lambda agent=agent: agent.status()["connected"], what="connected")
+        yield spy, agents
+    finally:
+        for agent in agents.values():
+            agent.stop()
+        spy.close()
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_no_secret_ever_reaches_the_wire(module_seed, make_agent, raw_nats, tmp_path_factory, data):
-    global _wire
-    if "_wire" not in globals():
-        spy = raw_nats(module_seed.url_for("monitor"))
-        spy.capture()
-        strict = data.draw(st.booleans())
-        agent = make_agent(
-            agent_env(
-                module_seed.url_for("monitor"),
-                tmp_path_factory.mktemp("p"),
-                FEDERATION_PRIVACY="strict" if strict else "standard",
-                FEDERATION_BROADCAST_INTERVAL_MS="100",
-            )
-        )
-        wait_for(lambda: agent.status()["connected"], what="connected")
-        _wire = {"spy": spy, "agent": agent, "secrets": set(), "n": 0}
-    w = _wire
-    agent = w["agent"]
+def test_no_secret_ever_reaches_the_wire(wire, data):
+    spy, agents = wire
+    agent = agents[data.draw(st.sampled_from(["standard", "strict"]))]
     secrets = [data.draw(SECRETS) for _ in range(4)]
-    w["secrets"].update(secrets)
-    w["n"] += 1
-    eid = f"{secrets[0]}|{w['n']}"
+    eid = f"{secrets[0]}|{uuid.uuid4()}"
+    task_id = agent.identity.task_id(eid)
     agent.submit_task_event(
         task_event(
-            "received", eid, chain_id=data.draw(st.integers(0, 2**40)), block_number=data.draw(st.integers(0, 2**40)),
-            task_type=secrets[1], private={"wallet": secrets[2], "input": secrets[3], "host": secrets[1]},
+            "received",
+            eid,
+            chain_id=data.draw(st.integers(0, 2**40)),
+            block_number=data.draw(st.integers(0, 2**40)),
+            task_type=secrets[1],
+            private={"wallet": secrets[2], "input": secrets[3], "host": secrets[1]},
         )
     )
-    agent.submit_task_event(task_event("completed", eid, execution_time_ms=data.draw(st.integers(0, 10**9)),
-                                       exit_code=data.draw(st.sampled_from([0, 1, None])), private={"log": secrets[3]}))
-    if w["n"] == 30:
-        _check_wire(w)
-
-
-def _check_wire(w):
-    agent, spy = w["agent"], w["spy"]
-    wait_for(lambda: agent.federation.counters()["buffered"] == 0, timeout=20, what="outbound drained")
-    time.sleep(0.3)
-    tasks = [d for s, d, _ in spy.captured if ".task." in s]
-    assert len(tasks) >= 30
-    blob = b"\n".join(d + json.dumps(h or {}).encode() + s.encode() for s, d, h in spy.captured)
-    for secret in w["secrets"]:
+    agent.submit_task_event(
+        task_event(
+            "completed",
+            eid,
+            execution_time_ms=data.draw(st.integers(0, 10**9)),
+            exit_code=data.draw(st.sampled_from([0, 1, None])),
+            private={"log": secrets[3]},
+        )
+    )
+    wait_for(
+        lambda: sum(1 for _, d, _ in list(spy.captured) if task_id.encode() in d) == 2,
+        what="both task events on the wire",
+    )
+    blob = b"\n".join(s.encode() + d + json.dumps(h or {}).encode() for s, d, h in list(spy.captured))
+    for secret in secrets:
         assert secret.encode() not in blob, secret
-    del globals()["_wire"]

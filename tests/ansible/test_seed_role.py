@@ -105,7 +105,7 @@ def test_user_change_reloads_without_restart_and_digest_matches(cluster):
         digest = natsbin.validate(cluster.config_file(name))
         assert cluster.varz(name)["config_digest"] == digest
     # and the new user really is live
-    asyncio.run(_cross(cluster.url_for("observer2", "seed-2"), cluster.url_for("monitor", "seed-2")))
+    asyncio.run(_cross(cluster.url_for("monitor", "seed-2"), cluster.url_for("observer2", "seed-2")))
 
 
 def test_invalid_config_fails_at_validate_and_leaves_server_untouched(cluster, tmp_path):

@@ -39,7 +39,7 @@ class Container:
     id: str
     tty: bool = False
     running: bool = True
-    logs: list[tuple[int, int, bytes]] = field(default_factory=list)  # (ns, stream, message)
+    logs: list[tuple[int, int, bytes, int]] = field(default_factory=list)  # (ns, stream, message, generation)
     generation: int = 0  # bumped by every stop/restart: open log streams end
 
 
@@ -100,7 +100,7 @@ class DockerEngine:
         with self.cond:
             c = self.containers[name]
             for line in lines:
-                c.logs.append((ns if ns is not None else self.now_ns(), stream, line))
+                c.logs.append((ns if ns is not None else self.now_ns(), stream, line, c.generation))
             self.cond.notify_all()
 
     def stop(self, name: str) -> None:
@@ -186,9 +186,10 @@ class DockerEngine:
         try:
             while True:
                 with self.cond:
-                    batch = c.logs[sent:]
-                    sent = len(c.logs)
-                for ns, stream, msg in batch:
+                    batch = [x for x in c.logs[sent:] if x[3] <= generation]
+                    sent += len(batch)
+                # Lines the next run of the container prints never appear on this stream.
+                for ns, stream, msg, _gen in batch:
                     if ns < since_ns or stream not in streams:
                         continue
                     payload = (docker_ts(ns) + " ").encode() + msg if flag("timestamps") else msg
