@@ -178,6 +178,8 @@ class SimNode:
             reconnected_cb=reconnected,
             error_cb=quiet,
         )
+        # Connected means the seed processed CONNECT (password check) and answers: prove it.
+        await self.nc.flush(timeout=60)
 
     @property
     def server_port(self) -> int | None:
@@ -501,7 +503,7 @@ class Bench:
             for i in range(n)
         ]
         node_ids = {nd.node_id for nd in nodes}
-        sem = asyncio.Semaphore(64)
+        sem = asyncio.Semaphore(16)
 
         async def connect(nd):
             async with sem:

@@ -15,7 +15,8 @@ Contract (docs/ARCHITECTURE.md, "agent: parser -> agent" and "agent: web -> agen
   check_writable() -> bool,  close()
 
 Received federation rows go through `enqueue_federation_task` / `enqueue_peer`: a writer
-thread inserts them in batches (every 50 ms or 500 rows) so bursts never stall the NATS loop.
+thread inserts them in batches (whatever is queued, up to 500 rows per transaction) so bursts
+never stall the NATS loop; an idle writer stores a lone row at once (low latency).
 Network statistics are kept incrementally in memory (per-minute buckets over 24 h, seeded by
 one query at open), never by a full scan per request.
 
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
 LOG_ENTRIES_CAP = 10_000
-FLUSH_INTERVAL_S = 0.05
 FLUSH_ROWS = 500
 WRITER_BACKLOG = 100_000
 RETENTION_BATCH = 2_000
@@ -644,13 +644,12 @@ class Store:
                     batch = [self._queue.get(timeout=0.25)]
                 except queue.Empty:
                     batch = []
-                deadline = time.monotonic() + FLUSH_INTERVAL_S
+                # Greedy batching: take what is already queued (up to FLUSH_ROWS) and write it now.
+                # An idle store writes one row at once (low latency); under a burst the rows that
+                # pile up during one write form the next batch, so batches grow with the load.
                 while batch and len(batch) < FLUSH_ROWS:
-                    remaining = deadline - time.monotonic()
                     try:
-                        batch.append(
-                            self._queue.get_nowait() if remaining <= 0 else self._queue.get(timeout=remaining)
-                        )
+                        batch.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
             batch = [item for item in batch if item[0] != "stop"]

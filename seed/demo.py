@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -342,7 +343,7 @@ class Demo:
     ports: dict[str, int] = field(default_factory=dict)
     spec: Spec | None = None
     console: ManagedProcess | None = None
-    replayer: ManagedProcess | None = None
+    replayer: Any = None  # monitor_agent.sources.replay.LogReplayer
     agents: list[AgentProcess] = field(default_factory=list)
     console_password: str = ""
     token: str = ""
@@ -449,9 +450,13 @@ class Demo:
         self._step(2, "console", f"{url} ready")
 
     def _start_replayer(self, log_dir: Path) -> None:
-        """The bundled sample node log, replayed into `log_dir` with realistic timing, forever."""
-        argv = [sys.executable, "-m", "monitor_agent.sources.replay", "--out", str(log_dir), "--loop"]
-        self.replayer = ManagedProcess("sample node log", argv, {}, self.root / "replay.log")
+        """The bundled sample node log, replayed into `log_dir` with realistic timing, forever.
+
+        A thread of this process (stopped with it), writing the file agent A follows."""
+        from monitor_agent.sources.replay import LogReplayer
+
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        self.replayer = LogReplayer(log_dir / f"worker-runner-node-{day}.log")
         self.replayer.start()
 
     def _wait_first_task(self, a: AgentProcess, b: AgentProcess, timeout: float = 60.0) -> None:
@@ -504,10 +509,12 @@ class Demo:
         for agent in reversed(self.agents):
             with contextlib.suppress(Exception):
                 self.progress(f"agent {agent.label}: {agent.stop()}")
-        for proc in (self.replayer, self.console):
-            if proc is not None:
-                with contextlib.suppress(Exception):
-                    self.progress(f"{proc.name}: {proc.stop(5.0)}")
+        if self.replayer is not None:
+            with contextlib.suppress(Exception):
+                self.replayer.stop()
+        if self.console is not None:
+            with contextlib.suppress(Exception):
+                self.progress(f"console: {self.console.stop(5.0)}")
         if self.seed_started and self.spec is not None:
             with contextlib.suppress(Exception):
                 for name, how in lifecycle.down(self.spec, timeout=5.0, lame_duck=False).items():

@@ -225,7 +225,10 @@ class Reporter:
             task = _task_name(data)
             if changed:
                 self.result.changed_tasks.append((host, task))
-            self._line("changed" if changed else "ok", host, task)
+            note = ""
+            if data.get("task_action") in ("debug", "ansible.builtin.debug") and res.get("msg"):
+                note = str(res["msg"])  # the role's own explanations (e.g. why a restart)
+            self._line("changed" if changed else "ok", host, task, note)
             if changed and self.check:
                 self._diff(host, res)
         elif kind == "runner_on_failed":

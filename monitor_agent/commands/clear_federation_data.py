@@ -72,6 +72,8 @@ def command(yes: bool) -> None:
             deleted = _directly(config)
         except AgentError as exc:
             raise click.ClickException(str(exc)) from None
+    tasks, peers = deleted["tasks"], deleted["peers"]
     click.echo(
-        f"Deleted {deleted['tasks']} federation tasks and {deleted['peers']} peers {how} ({config.db_path})."
+        f"Deleted {tasks} federation task{'s' * (tasks != 1)} and {peers} peer{'s' * (peers != 1)} {how}"
+        f" ({config.db_path})."
     )

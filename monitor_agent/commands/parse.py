@@ -99,7 +99,9 @@ def _fmt(value) -> str:
 
 
 @click.command("parse")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--shared", is_flag=True, help="Print exactly the federation messages these logs would send.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per task (the local view).")
 @click.option("--private", is_flag=True, help="With --json: include private fields (never shared).")
@@ -145,7 +147,9 @@ def command(files: tuple[Path, ...], shared: bool, as_json: bool, private: bool)
         for t in rows.values():
             click.echo(json.dumps(local_task_api(t, include_private=private), default=str))
     else:
-        click.echo(f"{'execution id':36}  {'status':9} {'chain':>6} {'block':>9} {'type':5} {'ms':>7} {'exit':>4}")
+        click.echo(
+            f"{'execution id':36}  {'status':9} {'chain':>6} {'block':>9} {'type':5} {'ms':>7} {'exit':>4}"
+        )
         for t in rows.values():
             click.echo(
                 f"{t.execution_id[:36]:36}  {t.status:9} {_fmt(t.chain_id):>6} {_fmt(t.block_number):>9} "

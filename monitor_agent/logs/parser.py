@@ -32,7 +32,9 @@ MAX_TRACKED = 4096  # executions remembered for attributing later messages
 LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "warning": "warn", "error": "error"}
 
 # The canonical entry header; group 1 is the timestamp, 2 the level, 3 the logger (optional).
-HEADER_RE = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:[.,]\d{1,9})?Z? ([A-Za-z]+) ?: ?(?:(@\S+) ?)?(.*)")
+HEADER_RE = re.compile(
+    r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:[.,]\d{1,9})?Z? ([A-Za-z]+) ?: ?(?:(@\S+) ?)?(.*)"
+)
 _header = HEADER_RE.match
 _LEVEL_OF = {"info": "info", "debug": "debug", "warn": "warn", "error": "error"}
 _DIGITS = frozenset("0123456789")
@@ -46,7 +48,9 @@ _COMPOSE_RE = re.compile(r"[A-Za-z0-9][\w.-]*\s*\| ?")
 # Docker's `timestamps=1` prefix: RFC 3339 with nanoseconds, always UTC.
 _DOCKER_TS_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d) ")
 _LOGGER_WALLET_RE = re.compile(r"-(0x[0-9a-fA-F]{40})(?![0-9a-fA-F])")
-_UUID_FULL = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}").fullmatch
+_UUID_FULL = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+).fullmatch
 _USING_RE = re.compile(r"(\d+)/(\d+)")
 _INVOICE_ID_RE = re.compile(r"\b\d{18,30}\b")
 
@@ -166,7 +170,7 @@ class LogParser:
         return [LogEntry(None, None, text[:MAX_RAW_CHARS], "orphan")]
 
     def feed_lines(self, lines: Iterable[str]) -> list:
-        """Take a batch of lines (the fast path for readers); return the records they completed.
+        """Take a batch of lines (what readers use); return the records they completed.
 
         Afterwards `resume_pos` is the index in this batch of the open entry's first line, -1 if
         that entry began in an earlier batch, or None when no entry is open.
@@ -175,28 +179,10 @@ class LogParser:
             self._hdr = (-1, *self._hdr[1:])
         out: list = []
         feed = self.feed
-        cont_first = _CONT_FIRST
-        fast = 0
         for i, line in enumerate(lines):
-            # Continuation lines of an entry that already has some (pretty JSON): just keep them.
-            cont = self._cont
-            if (
-                cont is not None
-                and line[:1] in cont_first
-                and len(cont) < MAX_ENTRY_LINES
-                and self._chars < MAX_ENTRY_CHARS
-                and len(line) <= MAX_LINE_CHARS
-                and "\x1b" not in line
-            ):
-                line = line.rstrip("\r\n")
-                cont.append(line)
-                self._chars += len(line)
-                fast += 1
-                continue
             got = feed(line, i)
             if got:
                 out.extend(got)
-        self._lines += fast
         return out
 
     def flush(self) -> list | tuple:

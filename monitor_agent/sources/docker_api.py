@@ -107,7 +107,9 @@ class DockerClient:
             raise DockerError(f"inspecting container {name!r}: unexpected answer")
         return doc
 
-    def logs(self, container_id: str, since: str | None, stop: threading.Event) -> Iterator[tuple[str, bytes]]:
+    def logs(
+        self, container_id: str, since: str | None, stop: threading.Event
+    ) -> Iterator[tuple[str, bytes]]:
         """Follow the container's output: yields (content type, body bytes) until the stream ends.
 
         Yields an empty body every `poll` seconds of silence (so the caller can act on idleness).

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
+from ._options import EXIT_SPEC, fail, spec_option
+
 
 @click.command("console")
-@click.option(
-    "--spec",
-    "spec_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default="seed.yaml",
-    envvar="SEEDCTL_SPEC",
-    show_default=True,
-    help="Deployment spec (env SEEDCTL_SPEC).",
-)
+@spec_option
 @click.option("--host", help="Listen address  [default: console.host of the spec, 127.0.0.1].")
 @click.option(
     "--port", type=click.IntRange(1, 65535), help="Listen port  [default: console.port of the spec, 8300]."
@@ -57,8 +50,7 @@ def command(spec_path, host, port, db, interval, secure_cookies, access_log):
             spec_path, db_path=db, interval=interval, start_sampler=False, secure_cookies=secure_cookies
         )
     except (SpecError, SecretError, OSError) as exc:
-        click.echo(f"seedctl console: {exc}", err=True)
-        sys.exit(2)
+        fail(f"console: {exc}", EXIT_SPEC)
     host = host or spec.console.host
     port = port or spec.console.port
     if not is_loopback(host):

@@ -87,9 +87,9 @@ def _watch(demo: Demo) -> None:
     reported: set[str] = set()
     while True:
         time.sleep(1.0)
-        parts = [(a.proc.name, a.proc) for a in demo.agents] + [
-            (p.name, p) for p in (demo.console, demo.replayer) if p is not None
-        ]
+        parts = [(a.proc.name, a.proc) for a in demo.agents]
+        if demo.console is not None:
+            parts.append(("console", demo.console))
         for name, proc in parts:
             if name not in reported and not proc.alive():
                 reported.add(name)

@@ -12,6 +12,8 @@ from seed.health import memory as health_memory
 from seed.health.exposition import render_text
 from seed.health.output import format_json, format_text, overall
 
+from ._options import spec_option
+
 
 def _unknown(message: str) -> None:
     """Nagios UNKNOWN: one line on stdout (what the monitoring system shows), exit 3."""
@@ -20,15 +22,7 @@ def _unknown(message: str) -> None:
 
 
 @click.command("health")
-@click.option(
-    "--spec",
-    "spec_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default="seed.yaml",
-    envvar="SEEDCTL_SPEC",
-    show_default=True,
-    help="Deployment spec (env SEEDCTL_SPEC).",
-)
+@spec_option
 @click.option(
     "--server", "servers", multiple=True, metavar="NAME", help="Check only this server (repeatable)."
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from seed.health import EndpointError, MonitorClient, new_http_client
+from seed.health.runner import run_sync
 
 PAGE_SIZE = 10
 
@@ -62,4 +63,4 @@ def _subs(subsz: dict) -> dict:
 
 def lookup(url: str, page: int = 0, timeout: float = 1.5) -> dict:
     """Blocking helper for a request thread."""
-    return asyncio.run(_fetch(url, page, timeout))
+    return run_sync(lambda: _fetch(url, page, timeout))

@@ -13,7 +13,6 @@ import socket
 import ssl
 from typing import Any
 
-import certifi
 import httpx
 
 CONNZ_SORTS = (
@@ -154,7 +153,7 @@ class MonitorClient:
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """Built once: loading the CA bundle costs tens of ms, too much for every client we make."""
-    return ssl.create_default_context(cafile=certifi.where())
+    return httpx.create_ssl_context()
 
 
 def new_http_client(max_connections: int = 32) -> httpx.AsyncClient:

@@ -36,11 +36,33 @@ def summary_line(reports: list[ServerReport]) -> str:
     return f"SEEDS {status.name} - {shown}{more}"
 
 
+def perfdata(reports: list[ServerReport]) -> str:
+    """Nagios performance data (`label=value[unit];warn;crit;min;max`) for graphing."""
+    parts = []
+    for rep in reports:
+        f, n = rep.figures, rep.name
+        if f.get("connections") is not None:
+            parts.append(f"{n}_connections={f['connections']};;;0;{f.get('max_connections') or ''}")
+        if f.get("routes_live") is not None:
+            parts.append(f"{n}_routes={f['routes_live']};;;0;{f.get('routes_expected', '')}")
+        if f.get("slow_consumers") is not None:
+            parts.append(f"{n}_slow_consumers={f['slow_consumers']}c")
+        if f.get("mem_bytes") is not None:
+            parts.append(f"{n}_mem={f['mem_bytes']}B")
+        if f.get("up"):
+            parts.append(f"{n}_poll={f.get('poll_ms', 0)}ms")
+    return " ".join(parts)
+
+
 def format_text(reports: list[ServerReport], verbose: bool = True) -> str:
-    """The summary line, then per server its failing checks first and (verbose) the passing ones."""
+    """The summary line (with perfdata), then per server its failing checks first and (verbose) the rest."""
     width = max([6, *(len(r.name) for r in reports)])
     cw = 18
-    lines = [summary_line(reports), "", f"{'SERVER':<{width}}  {'STATUS':<8}  {'CHECK':<{cw}}  REASON"]
+    first = summary_line(reports)
+    perf = perfdata(reports)
+    if perf:
+        first = f"{first.replace('|', '/')} | {perf}"  # a '|' in a reason would start perfdata early
+    lines = [first, "", f"{'SERVER':<{width}}  {'STATUS':<8}  {'CHECK':<{cw}}  REASON"]
     for rep in reports:
         skipped = [r for r in rep.results if r.reason == SKIPPED_UNREACHABLE]
         rows = [r for r in rep.failing if r.reason != SKIPPED_UNREACHABLE]

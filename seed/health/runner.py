@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -130,9 +131,20 @@ async def check_servers(
     return reports
 
 
+def run_sync(make_coro):
+    """Run a coroutine to completion from sync code, even where this thread already runs a loop
+    (an embedding application, Playwright's sync API): then on a short-lived thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make_coro())
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="seed-health") as pool:
+        return pool.submit(lambda: asyncio.run(make_coro())).result()
+
+
 def run_health(spec, names: list[str] | None = None, **kwargs) -> list[ServerReport]:
     """Synchronous `check_servers` for the CLI."""
-    return asyncio.run(check_servers(spec, names, **kwargs))
+    return run_sync(lambda: check_servers(spec, names, **kwargs))
 
 
 def remember(memory: dict[str, dict], reports: list[ServerReport]) -> dict[str, dict]:

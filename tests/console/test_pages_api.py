@@ -9,6 +9,7 @@ import time
 import nats
 import pytest
 
+from seed.health.runner import run_sync
 from tests.plugins.tools import require_tool
 
 
@@ -30,7 +31,7 @@ def test_overview_and_server_pages_show_the_real_seed(seed, console):
         finally:
             await nc.close()
 
-    page = asyncio.run(with_client()).text
+    page = run_sync(with_client).text
     for check in ("reachable", "topology", "config_drift", "tls_cert", "federation_traffic"):
         assert f"<td>{check}</td>" in page
     assert page.count('<svg class="spark"') == 5  # connections, msgs in, msgs out, memory, CPU

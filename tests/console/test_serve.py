@@ -65,5 +65,5 @@ def test_seedctl_console_bad_spec_is_one_line(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"seedctl console: {bad}:1: servers: a list of at least one server is required"
+        f"seedctl: console: {bad}:1: servers: a list of at least one server is required"
     ]

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from seed.cli import cli
+from seed.health.runner import run_sync
 
 
 def health(handle, *args: str) -> tuple[int, dict]:
@@ -112,7 +113,18 @@ def test_connection_saturation_warns_at_80_and_is_critical_at_95_percent(seed_fa
             for nc in conns:
                 await nc.close()
 
-    (code9, conn9), (code10, conn10) = asyncio.run(scenario())
+    (code9, conn9), (code10, conn10) = run_sync(scenario)
     assert (code9, conn9["status"], conn9["value"]) == (1, "WARNING", 9)
     assert conn9["reason"] == "9/10 connections (90%) >= 80%"
     assert (code10, conn10["status"], conn10["value"]) == (2, "CRITICAL", 10)
+
+
+def test_text_output_is_nagios_shaped(seed):
+    result = CliRunner().invoke(cli, ["health", "--spec", str(seed.spec_path), "--quiet"])
+    assert result.exit_code == 0
+    first, blank, header, row = result.output.splitlines()
+    summary, perf = first.split(" | ")
+    assert summary == "SEEDS OK - 1 server healthy"
+    assert "seed-1_connections=0;;;0;10000" in perf.split() and "seed-1_routes=0;;;0;0" in perf.split()
+    assert header.split() == ["SERVER", "STATUS", "CHECK", "REASON"]
+    assert row.split() == ["seed-1", "OK", "(all)", "13", "checks", "OK"]

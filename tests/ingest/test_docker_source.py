@@ -54,8 +54,13 @@ def test_follows_stdout_and_stderr_across_a_container_restart(docker_engine, mak
     assert engine.requests and all(m == "GET" for m, _ in engine.requests)
     assert all("/json" in p or "/logs?" in p for _, p in engine.requests)
     logs_calls = [p for _, p in engine.requests if "/logs?" in p]
-    assert all("follow=1" in p and "timestamps=1" in p and "stdout=1" in p and "stderr=1" in p for p in logs_calls)
-    assert any("since=" in p for p in logs_calls[1:]), (logs_calls, agent.store.get_cursor("docker:runner-node"))
+    assert all(
+        "follow=1" in p and "timestamps=1" in p and "stdout=1" in p and "stderr=1" in p for p in logs_calls
+    )
+    assert any("since=" in p for p in logs_calls[1:]), (
+        logs_calls,
+        agent.store.get_cursor("docker:runner-node"),
+    )
 
 
 def test_agent_restart_resumes_at_the_cursor_and_waits_for_the_container(docker_engine, make_agent):
@@ -63,7 +68,9 @@ def test_agent_restart_resumes_at_the_cursor_and_waits_for_the_container(docker_
     a1 = make_agent("data")
     s1 = source(a1, engine)
     a1.start()
-    wait_for(lambda: s1._last_problem and "no container" in s1._last_problem, what="a missing-container notice")
+    wait_for(
+        lambda: s1._last_problem and "no container" in s1._last_problem, what="a missing-container notice"
+    )
     engine.add("runner-node")
     first, second = str(uuid.uuid4()), str(uuid.uuid4())
     engine.write("runner-node", task_text(first))

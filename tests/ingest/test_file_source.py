@@ -11,8 +11,8 @@ import pytest
 
 from monitor_agent.sources.files import FileSource, list_log_files
 
-from .conftest import CORPUS, all_tasks, corpus_bytes, wait_for
-from .nodelog import WALLET, header, task_text
+from .conftest import CORPUS, all_tasks, wait_for
+from .nodelog import WALLET, task_text
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,11 +38,18 @@ def test_reads_history_then_follows_append_and_rotation(tmp_path, make_agent, ex
     agent = make_agent()
     src = source(agent, logs)
     agent.start()
-    wait_for(lambda: agent.store.local_stats()["total"] == expected["debug"]["tasks"], what="the day's history")
+    wait_for(
+        lambda: agent.store.local_stats()["total"] == expected["debug"]["tasks"], what="the day's history"
+    )
     stats = agent.store.local_stats()["byStatus"]
-    assert (stats["completed"], stats["failed"]) == (expected["debug"]["completed"], expected["debug"]["failed"])
+    assert (stats["completed"], stats["failed"]) == (
+        expected["debug"]["completed"],
+        expected["debug"]["failed"],
+    )
     # The last invoice is followed only by the corrupted tail: it closes once the node is quiet.
-    wait_for(lambda: len(agent.store.list_invoices(limit=1000)) == expected["debug"]["invoices"], what="invoices")
+    wait_for(
+        lambda: len(agent.store.list_invoices(limit=1000)) == expected["debug"]["invoices"], what="invoices"
+    )
 
     # Appended: the corrupted tail has no newline, so the node's next line completes it (as `tail` shows).
     current = logs / "debug-2024-01-16.log"
@@ -114,7 +121,9 @@ def test_restart_mid_file_counts_every_task_exactly_once(tmp_path, make_agent):
     wait_for(lambda: a2.store.local_stats()["byStatus"]["completed"] == 6, what="all six tasks")
     tasks = all_tasks(a2)
     assert sorted(tasks) == sorted(ids)
-    assert tasks[ids[3]]["blockNumber"] == 18_950_234 and tasks[ids[3]]["chainId"] == 1  # the split entry, whole
+    assert (
+        tasks[ids[3]]["blockNumber"] == 18_950_234 and tasks[ids[3]]["chainId"] == 1
+    )  # the split entry, whole
     # Nothing of the history was read again: each event was delivered exactly once over both runs.
     assert delivered_1 + s2.sink.counts["task_events"] == 6 * 3
     assert [f.path.name for f in list_log_files(logs)] == ["node-2024-03-01.log.gz", "node-2024-03-02.log"]

@@ -49,13 +49,15 @@ def test_counts_and_sample_match_the_generator(kind, expected):
     statuses = [t["status"] for t in tasks.values()]
     assert statuses.count("completed") == exp["completed"]
     assert statuses.count("failed") == exp["failed"]
-    assert sum(1 for t in tasks.values() if t["status"] == "failed" and t["exitCode"] not in (None, 0)) == exp[
-        "failedByExitCode"
-    ]
+    assert (
+        sum(1 for t in tasks.values() if t["status"] == "failed" and t["exitCode"] not in (None, 0))
+        == exp["failedByExitCode"]
+    )
     # A missing exit code is unknown, not a failure.
-    assert sum(1 for t in tasks.values() if t["status"] == "completed" and t["exitCode"] is None) == exp[
-        "missingExitCode"
-    ]
+    assert (
+        sum(1 for t in tasks.values() if t["status"] == "completed" and t["exitCode"] is None)
+        == exp["missingExitCode"]
+    )
     assert sum(isinstance(r, Invoice) for r in records) == exp["invoices"]
     assert parser.stats.failed == exp["failed"] and parser.stats.completed == exp["completed"]
     for want in exp["sample"]:
@@ -105,4 +107,6 @@ def test_private_values_only_in_private(expected):
         assert ev.task_type in (None, "js", "rs", "api")
     received = [ev for ev in records if isinstance(ev, TaskEvent) and ev.kind == "received"]
     assert all(ev.private["wallet"] == expected["wallet"] for ev in received)
-    assert all(ev.private["block_hash"].startswith("0x") and "secret" in ev.private["input"] for ev in received)
+    assert all(
+        ev.private["block_hash"].startswith("0x") and "secret" in ev.private["input"] for ev in received
+    )

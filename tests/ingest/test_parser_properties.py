@@ -115,7 +115,9 @@ def chunked(body: bytes, sizes: list[int]) -> bytes:
     cuts=st.lists(st.integers(0, 10_000), max_size=10),
 )  # fmt: skip
 def test_docker_stream_survives_any_split(msgs, sizes, cuts):
-    payloads = [(s, f"2024-01-15T10:30:{i % 60:02d}.{i:09d}Z ".encode() + m + b"\n") for i, (s, m) in enumerate(msgs)]
+    payloads = [
+        (s, f"2024-01-15T10:30:{i % 60:02d}.{i:09d}Z ".encode() + m + b"\n") for i, (s, m) in enumerate(msgs)
+    ]
     wire = chunked(frames(payloads), sizes)
     dec, demux = ChunkedDecoder(), Demuxer()
     splitters = {1: LineSplitter(), 2: LineSplitter()}

@@ -77,7 +77,9 @@ class DockerEngine:
             allow_reuse_address = True
 
         self.server = Server(str(path), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
 
     # ---- test controls ----
 
@@ -176,7 +178,10 @@ class DockerEngine:
         if flag("stderr"):
             streams.add(2)
         h.send_response(200)
-        h.send_header("Content-Type", "application/vnd.docker.raw-stream" if c.tty else "application/vnd.docker.multiplexed-stream")
+        h.send_header(
+            "Content-Type",
+            "application/vnd.docker.raw-stream" if c.tty else "application/vnd.docker.multiplexed-stream",
+        )
         h.send_header("Transfer-Encoding", "chunked")
         h.send_header("Api-Version", "1.43")
         h.end_headers()

@@ -11,6 +11,7 @@
 
   function $(id) { return document.getElementById(id); }
   function text(id, v) { var n = $(id); if (n) n.textContent = v; }
+  function ident(v) { return v === null || v === undefined ? "–" : String(v); }
   function num(v, unit) { return v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US") + (unit || ""); }
   function hhmmss(ts) { return ts && ts.length >= 19 ? ts.slice(11, 19) : (ts || "–"); }
   function token() { try { return sessionStorage.getItem("monitorToken") || ""; } catch (e) { return ""; } }
@@ -89,8 +90,8 @@
     var tr = document.createElement("tr");
     tr.dataset.taskId = t.taskId || "";
     tr.appendChild(statusCell(t.status));
-    tr.appendChild(cell(num(t.chainId)));
-    tr.appendChild(cell(num(t.blockNumber)));
+    tr.appendChild(cell(ident(t.chainId)));
+    tr.appendChild(cell(ident(t.blockNumber)));
     tr.appendChild(cell(t.taskType || "–"));
     tr.appendChild(cell(num(t.executionTimeMs), "num"));
     tr.appendChild(cell(t.sourceNode || "–", "mono"));
@@ -105,12 +106,48 @@
     if (!tbody) return;
     var tr = document.createElement("tr");
     tr.appendChild(statusCell(t.status));
-    tr.appendChild(cell(num(t.chainId)));
+    tr.appendChild(cell(ident(t.chainId)));
     tr.appendChild(cell(t.taskType || "–"));
     tr.appendChild(cell(num(t.executionTimeMs), "num"));
     tr.appendChild(cell(hhmmss(t.receivedAt)));
     prependRow(tbody, tr, 25);
   }
+
+  /* ---- peers ---- */
+  function renderPeers(d) {
+    var box = $("peers");
+    if (!box) return;
+    var byRegion = {};
+    d.peers.forEach(function (p) { (byRegion[p.region] = byRegion[p.region] || []).push(p); });
+    box.textContent = "";
+    var regions = Object.keys(byRegion).sort();
+    if (!regions.length) {
+      var none = document.createElement("p"); none.className = "muted";
+      none.textContent = "No peers heard from in the last 10 minutes."; box.appendChild(none);
+    }
+    regions.forEach(function (region) {
+      var list = byRegion[region], online = list.filter(function (p) { return p.online; }).length;
+      var div = document.createElement("div"), h3 = document.createElement("h3"), count = document.createElement("span");
+      var ul = document.createElement("ul");
+      div.className = "region"; ul.className = "peer-list"; count.className = "muted small";
+      h3.textContent = region + " "; count.textContent = online + "/" + list.length + " online"; h3.appendChild(count);
+      list.forEach(function (p) {
+        var li = document.createElement("li"), dot = document.createElement("span"), id = document.createElement("span");
+        var st = document.createElement("span"), n = document.createElement("span");
+        li.className = "peer " + (p.online ? "online" : "offline");
+        dot.setAttribute("aria-hidden", "true"); dot.textContent = p.online ? "●" : "○";
+        id.className = "mono"; id.textContent = p.nodeId;
+        st.className = "peer-state"; st.textContent = p.online ? "online" : "offline";
+        n.className = "muted small"; n.textContent = p.tasksReported + " tasks";
+        [dot, id, st, n].forEach(function (x) { li.appendChild(x); });
+        ul.appendChild(li);
+      });
+      div.appendChild(h3); div.appendChild(ul); box.appendChild(div);
+    });
+    text("peers-total", String(d.total));
+    text("peers-online", String(d.peers.filter(function (p) { return p.online; }).length));
+  }
+  function loadPeers() { api("GET", "/api/federation/peers").then(renderPeers).catch(function () {}); }
 
   /* ---- charts ---- */
   var chain = { minutes: 15, tasks: [] };  // [{chainId, at(ms)}] for the per-minute chart
@@ -267,7 +304,7 @@
       head.className = "outbox-head";
       var st = document.createElement("span");
       st.className = "status " + (m.blocked ? "status-failed" : "status-completed");
-      st.textContent = (m.blocked ? "⛔ blocked" : "↑ sent");
+      st.textContent = (m.blocked ? "✗ blocked" : "↑ sent");
       head.appendChild(st);
       var subj = document.createElement("span"); subj.className = "mono"; subj.textContent = m.subject || ""; head.appendChild(subj);
       var at = document.createElement("time"); at.textContent = m.at || ""; head.appendChild(at);
@@ -282,7 +319,15 @@
   document.addEventListener("DOMContentLoaded", function () {
     connect();
     setInterval(pollStatus, 10000);
-    if (page === "network") { loadChainChart(); setInterval(drawChainChart, 30000); }
+    if (page === "network") {
+      loadChainChart();
+      setInterval(drawChainChart, 30000);
+      setInterval(loadPeers, 10000);
+    }
+    window.addEventListener("resize", function () {
+      clearTimeout(window.__redraw);
+      window.__redraw = setTimeout(function () { drawChainChart(); drawExecChart(); }, 200);
+    });
     if (page === "node") loadNode();
     if (page === "settings") initSettings();
     if (page === "privacy") {

@@ -35,21 +35,26 @@
     svg.appendChild(el("text", { x: pad.l - 4, y: h - pad.b, "text-anchor": "end" }, "0"));
   }
 
+  // Draw at the container's pixel width so labels keep their size on a phone and a desktop.
+  function widthOf(target) { return Math.max(280, Math.min(1200, (target.clientWidth || 600) - 16)); }
+
   function fmt(n) { return n >= 10000 ? Math.round(n / 1000) + "k" : String(Math.round(n)); }
 
   /* One series: items = [{label, value, mark}] (mark: a character drawn above the bar, e.g. ✗). */
   function bars(target, items, opts) {
     opts = opts || {};
-    var w = 600, h = 180, pad = { l: 40, r: 6, t: 8, b: 22 };
+    var w = widthOf(target), h = 180, pad = { l: 44, r: 6, t: 10, b: 22 };
     var title = opts.title || "bar chart";
     if (!items.length) { target.innerHTML = '<p class="muted">' + (opts.empty || "No data yet.") + "</p>"; return; }
     var svg = frame(target, title, w, h);
     var max = niceMax(Math.max.apply(null, items.map(function (d) { return d.value || 0; })));
     axes(svg, w, h, pad, max, opts.unit);
-    var bw = (w - pad.l - pad.r) / items.length;
+    // At least `slots` slots: one task is a bar, not a wall; bars sit right-aligned (newest last).
+    var slots = Math.max(items.length, opts.slots || 20), offset = slots - items.length;
+    var bw = (w - pad.l - pad.r) / slots;
     items.forEach(function (d, i) {
       var v = d.value || 0, bh = (h - pad.t - pad.b) * v / max;
-      var x = pad.l + i * bw + bw * 0.1, y = h - pad.b - bh;
+      var x = pad.l + (offset + i) * bw + bw * 0.1, y = h - pad.b - bh;
       var r = el("rect", { x: x, y: y, width: Math.max(1, bw * 0.8), height: Math.max(0, bh), fill: d.color || PALETTE[0] });
       r.appendChild(el("title", {}, (d.label || "") + ": " + v + (opts.unit || "")));
       svg.appendChild(r);
@@ -62,7 +67,7 @@
   /* Stacked series over shared labels: data = {labels: [...], series: [{name, values: [...]}]}. */
   function stacked(target, data, opts) {
     opts = opts || {};
-    var w = 600, h = 180, pad = { l: 40, r: 6, t: 8, b: 22 };
+    var w = widthOf(target), h = 180, pad = { l: 44, r: 6, t: 10, b: 22 };
     var title = opts.title || "stacked bar chart";
     var totals = data.labels.map(function (_, i) {
       return data.series.reduce(function (s, ser) { return s + (ser.values[i] || 0); }, 0);

@@ -1,0 +1,104 @@
+"""Benchmark: a full `seedctl health` of a 3-node cluster vs bare `httpx.get(/varz)` of the three.
+
+    /work/venv/bin/python bench/health_bench.py [--rounds 30]
+
+Starts a real 3-node nats-server cluster on loopback (seedctl's own lifecycle) in a temp dir,
+then, in this one process, alternates: the baseline (three sequential `httpx.get(.../varz)`, the
+simplest thing an operator would script) and the full health run exactly as the CLI does it
+(fresh DigestOracle, so the drift check renders and runs `nats-server -t` each time). Prints
+medians and the ratio; also the cached-oracle figure (what the console pays per round) and the
+wall time of the real `seedctl health` process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from seed import lifecycle  # noqa: E402
+from seed.health import DigestOracle, run_health  # noqa: E402
+from seed.health.status import Status  # noqa: E402
+from seed.spec import load_spec  # noqa: E402
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=30)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="health-bench-") as tmp:
+        ports = free_ports(9)
+        servers = [
+            {"name": f"seed-{i + 1}", "client_port": ports[3 * i], "cluster_port": ports[3 * i + 1],
+             "monitor_port": ports[3 * i + 2]}
+            for i in range(3)
+        ]  # fmt: skip
+        spec_path = Path(tmp) / "seed.yaml"
+        spec_path.write_text(yaml.safe_dump({"name": "bench", "servers": servers}))
+        spec = load_spec(spec_path)
+        lifecycle.up(spec)
+        try:
+            urls = [s.monitor_url + "/varz" for s in spec.servers]
+            deadline = time.monotonic() + 15
+            while run_health(spec, oracle=DigestOracle())[0].check("topology").status is not Status.OK:
+                if time.monotonic() > deadline:
+                    raise SystemExit("cluster did not form")
+                time.sleep(0.2)
+            base, full, cached = [], [], []
+            oracle = DigestOracle()
+            run_health(spec, oracle=oracle)  # warm imports and the shared oracle
+            for _ in range(args.rounds):
+                t = time.perf_counter()
+                for u in urls:
+                    httpx.get(u).json()
+                base.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                reports = run_health(spec, oracle=DigestOracle())
+                full.append(time.perf_counter() - t)
+                assert all(r.status is Status.OK for r in reports), [r.failing for r in reports]
+                t = time.perf_counter()
+                run_health(spec, oracle=oracle)
+                cached.append(time.perf_counter() - t)
+            cli = []
+            exe = str(Path(sys.executable).parent / "seedctl")
+            for _ in range(5):
+                t = time.perf_counter()
+                subprocess.run([exe, "health", "--spec", str(spec_path), "--stateless", "-q"], check=True,
+                               capture_output=True)  # fmt: skip
+                cli.append(time.perf_counter() - t)
+        finally:
+            lifecycle.down(spec, timeout=5, lame_duck=False)
+    b, f, c = median_ms(base), median_ms(full), median_ms(cached)
+    print(f"rounds: {args.rounds}, 3-node cluster, 13 checks per server")
+    print(f"baseline  3x httpx.get(/varz)          median {b:7.1f} ms")
+    print(f"health    full run (fresh drift oracle) median {f:7.1f} ms   ratio {f / b:.2f}x")
+    print(f"health    cached drift digests          median {c:7.1f} ms   ratio {c / b:.2f}x")
+    print(f"seedctl health process (5 runs)        median {median_ms(cli):7.1f} ms (incl. Python start-up)")
+
+
+if __name__ == "__main__":
+    main()
