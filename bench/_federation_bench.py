@@ -32,7 +32,9 @@ def nats_server(max_payload: int = 8192):
     port = free_port()
     conf = Path(tempfile.mkdtemp()) / "bench.conf"
     conf.write_text(f"listen: 127.0.0.1:{port}\nmax_payload: {max_payload}\nmax_pending: 67108864\n")
-    proc = subprocess.Popen([NATS_SERVER, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [NATS_SERVER, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         try:

@@ -54,8 +54,15 @@ AGENT = textwrap.dedent(
 
 
 def presence(identity, event: str) -> tuple[str, bytes, dict]:
-    msg = {"v": 1, "event": event, "nodeId": identity.node_id, "timestamp": now_ts(), "region": "EU-WEST",
-           "version": "0.1.0", "tasksReported": 10}
+    msg = {
+        "v": 1,
+        "event": event,
+        "nodeId": identity.node_id,
+        "timestamp": now_ts(),
+        "region": "EU-WEST",
+        "version": "0.1.0",
+        "tasksReported": 10,
+    }
     payload = json.dumps(msg, separators=(",", ":")).encode()
     return f"tbfed.v1.presence.{identity.node_id}", payload, identity.headers(payload)
 
@@ -70,9 +77,15 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     args = ap.parse_args()
     with nats_server() as url:
-        env = {**os.environ, "DATA_DIR": tempfile.mkdtemp(prefix="bench-rss-"), "NODE_LOG_SOURCE": "none",
-               "ENABLE_FEDERATION": "true", "FEDERATION_SEED_URL": url, "MONITOR_PORT": str(free_port()),
-               "LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "DATA_DIR": tempfile.mkdtemp(prefix="bench-rss-"),
+            "NODE_LOG_SOURCE": "none",
+            "ENABLE_FEDERATION": "true",
+            "FEDERATION_SEED_URL": url,
+            "MONITOR_PORT": str(free_port()),
+            "LOG_LEVEL": "WARNING",
+        }
         proc = subprocess.Popen([sys.executable, "-c", AGENT], env=env, stdout=subprocess.PIPE, text=True)
         try:
             ready = proc.stdout.readline().split()
@@ -106,10 +119,14 @@ def main() -> None:
             if web == "werkzeug":
                 import httpx
 
-                seen = httpx.get(f"http://127.0.0.1:{env['MONITOR_PORT']}/api/federation/peers").json()["total"]
+                seen = httpx.get(f"http://127.0.0.1:{env['MONITOR_PORT']}/api/federation/peers").json()[
+                    "total"
+                ]
             print(f"agent process (federation on, web: {web}): idle RSS {median(idle):.1f} MB")
-            print(f"with {args.peers} peers sending presence for {args.seconds:.0f} s: median RSS "
-                  f"{median(samples):.1f} MB, max {max(samples):.1f} MB   (target <= 60 MB); peers seen by the agent: {seen}")
+            print(
+                f"with {args.peers} peers sending presence for {args.seconds:.0f} s: median RSS "
+                f"{median(samples):.1f} MB, max {max(samples):.1f} MB   (target <= 60 MB); peers seen by the agent: {seen}"
+            )
         finally:
             proc.terminate()
             proc.wait(15)

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import platform
 import random
 import re
@@ -68,6 +69,7 @@ HEARTBEAT_S = 30.0
 STATS_MIN_GAP_S = 1.2  # receivers allow 1/s; keep a margin for scheduling jitter
 STATS_MAX_SILENCE_S = 30.0
 CHAINS = (1, 43113, 43114)
+SYSTEM_ACCOUNT = os.environ.get("BENCH_SYSTEM_ACCOUNT", "true") == "true"
 
 
 def log(msg: str) -> None:
@@ -93,6 +95,7 @@ def cluster_spec(root: Path) -> dict:
     return {
         "name": "tbfed-bench",
         "cluster": {"name": "tbfed-bench-seeds"},
+        "system_account": SYSTEM_ACCOUNT,
         "servers": servers,
         "users": [{"name": "admin", "role": "admin"}, {"name": "monitor", "role": "monitor"}],
         "limits": {"max_connections": 20000, "lame_duck_duration_s": 30, "lame_duck_grace_period_s": 1},

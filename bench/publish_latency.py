@@ -28,8 +28,14 @@ from monitor_agent.model import TaskEvent  # noqa: E402
 
 
 def make_agent(url: str, **extra: str) -> Agent:
-    env = {"DATA_DIR": tempfile.mkdtemp(prefix="bench-lat-"), "NODE_LOG_SOURCE": "none", "ENABLE_FEDERATION": "true",
-           "FEDERATION_SEED_URL": url, "FEDERATION_BROADCAST_STATS": "false", **extra}
+    env = {
+        "DATA_DIR": tempfile.mkdtemp(prefix="bench-lat-"),
+        "NODE_LOG_SOURCE": "none",
+        "ENABLE_FEDERATION": "true",
+        "FEDERATION_SEED_URL": url,
+        "FEDERATION_BROADCAST_STATS": "false",
+        **extra,
+    }
     agent = Agent(load_config(env))
     agent.start()
     return agent
@@ -74,7 +80,9 @@ def main() -> None:
                 agent = publishers[i % len(publishers)]
                 eid = f"bench-{i}"
                 sent[agent.identity.task_id(eid)] = time.perf_counter()
-                agent.submit_task_event(TaskEvent("received", eid, datetime.now(UTC), chain_id=1, task_type="wasm"))
+                agent.submit_task_event(
+                    TaskEvent("received", eid, datetime.now(UTC), chain_id=1, task_type="wasm")
+                )
             achieved = total / (time.perf_counter() - start)
             deadline = time.monotonic() + 30
             while len(latencies) < total and time.monotonic() < deadline:
@@ -82,9 +90,13 @@ def main() -> None:
             done.set()
             collector.join()
             ms = [x * 1000 for x in latencies]
-            print(f"{len(ms)}/{total} stored at the peer; offered {achieved:,.0f} msgs/s from {len(publishers)} nodes")
-            print(f"publish -> stored-at-peer latency: p50 {median(ms):.2f} ms  p90 {pct(ms, 90):.2f} ms  "
-                  f"p99 {pct(ms, 99):.2f} ms  max {max(ms):.2f} ms   (targets p50 <= 5 ms, p99 <= 50 ms)")
+            print(
+                f"{len(ms)}/{total} stored at the peer; offered {achieved:,.0f} msgs/s from {len(publishers)} nodes"
+            )
+            print(
+                f"publish -> stored-at-peer latency: p50 {median(ms):.2f} ms  p90 {pct(ms, 90):.2f} ms  "
+                f"p99 {pct(ms, 99):.2f} ms  max {max(ms):.2f} ms   (targets p50 <= 5 ms, p99 <= 50 ms)"
+            )
             drops = receiver.federation.counters()["drops"]
             if drops:
                 print(f"receiver drops: {drops}")

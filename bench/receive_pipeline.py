@@ -33,7 +33,9 @@ BURST = int(RATE_LIMITS["task"][1])  # every sender stays within its burst: noth
 
 
 def make_messages(n: int, tag: str) -> list[tuple[str, bytes, dict]]:
-    senders = [load_identity(tempfile.mkdtemp(prefix=f"bench-{tag}-")) for _ in range((n + BURST - 1) // BURST)]
+    senders = [
+        load_identity(tempfile.mkdtemp(prefix=f"bench-{tag}-")) for _ in range((n + BURST - 1) // BURST)
+    ]
     return [signed_task(senders[i // BURST], i) for i in range(n)]
 
 
@@ -85,8 +87,14 @@ def bare_verify(messages) -> float:
 
 def agent_pipeline(url: str, messages, pub: LoopThread) -> tuple[float, dict]:
     data = tempfile.mkdtemp(prefix="bench-agent-")
-    env = {"DATA_DIR": data, "NODE_LOG_SOURCE": "none", "ENABLE_FEDERATION": "true", "FEDERATION_SEED_URL": url,
-           "FEDERATION_BROADCAST_TASKS": "false", "FEDERATION_BROADCAST_STATS": "false"}
+    env = {
+        "DATA_DIR": data,
+        "NODE_LOG_SOURCE": "none",
+        "ENABLE_FEDERATION": "true",
+        "FEDERATION_SEED_URL": url,
+        "FEDERATION_BROADCAST_TASKS": "false",
+        "FEDERATION_BROADCAST_STATS": "false",
+    }
     agent = Agent(load_config(env))
     agent.start()
     try:
@@ -100,7 +108,9 @@ def agent_pipeline(url: str, messages, pub: LoopThread) -> tuple[float, dict]:
         pub.run(publish_all(url, messages))
         while agent.store.federation_counts()["tasks"] < n:
             if time.perf_counter() - start > 120:
-                raise SystemExit(f"only {agent.store.federation_counts()} stored; {agent.federation.counters()}")
+                raise SystemExit(
+                    f"only {agent.store.federation_counts()} stored; {agent.federation.counters()}"
+                )
             time.sleep(0.001)
         elapsed = time.perf_counter() - start
         return n / elapsed, agent.federation.counters()
@@ -120,7 +130,10 @@ def store_at_scale(rows: int) -> None:
         "INSERT INTO federation_tasks (source_node, task_id, event, chain_id, block_number, task_type, status, "
         "execution_time_ms, timestamp, received_at, first) VALUES (?, ?, 'task_completed', ?, 1, 'js', "
         "'completed', 100, '2024-01-15T10:30:00Z', ?, 1)",
-        ((f"node-{i % 1000:010x}", f"global-task-{i:012x}", i % 3, now - (i * 86) % DAY_MS) for i in range(rows)),
+        (
+            (f"node-{i % 1000:010x}", f"global-task-{i:012x}", i % 3, now - (i * 86) % DAY_MS)
+            for i in range(rows)
+        ),
     )
     conn.commit()
     conn.close()
@@ -135,7 +148,9 @@ def store_at_scale(rows: int) -> None:
     for label, kw in (("newest 100", {}), ("newest 100 of one chain (+ total)", {"chain_id": 1})):
         t = time.perf_counter()
         _, total = store.query_federation_tasks(100, **kw)
-        print(f"store: query_federation_tasks {label}: {1000 * (time.perf_counter() - t):.1f} ms (total {total})")
+        print(
+            f"store: query_federation_tasks {label}: {1000 * (time.perf_counter() - t):.1f} ms (total {total})"
+        )
     store.close()
 
 
@@ -164,7 +179,9 @@ def main() -> None:
     print(f"\nmedian of {args.runs} runs, {args.messages} signed messages each:")
     print(f"  agent received+verified+stored: {agent:,.0f} msg/s   (target >= 5,000)")
     print(f"  (a) bare nats-py subscriber:     {bsub:,.0f} msg/s   ratio agent/(a) = {agent / bsub:.2f}")
-    print(f"  (b) bare Ed25519 verification:   {bver:,.0f} msg/s   ratio agent/(b) = {agent / bver:.2f} (target >= 0.7)")
+    print(
+        f"  (b) bare Ed25519 verification:   {bver:,.0f} msg/s   ratio agent/(b) = {agent / bver:.2f} (target >= 0.7)"
+    )
     if args.store_rows:
         store_at_scale(args.store_rows)
 

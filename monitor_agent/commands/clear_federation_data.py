@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import click
-import httpx
 
 from ..config import load_config
 from ..errors import AgentError, ConfigError
@@ -13,6 +12,8 @@ from ..errors import AgentError, ConfigError
 
 def _through_running_agent(config, token: str) -> dict | None:
     """Ask a running agent to erase (its in-memory views change too); None when none answers."""
+    import httpx  # only this command needs it: keep `monitor-agent run`'s master process small
+
     host = "127.0.0.1" if config.monitor_host in ("0.0.0.0", "::", "[::]") else config.monitor_host
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"

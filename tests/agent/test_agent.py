@@ -99,9 +99,18 @@ def test_receive_switch_unsubscribes_live(module_seed, make_agent, raw_nats, tmp
     peer = load_identity(tmp_path / "peer")
 
     def send(n: int) -> None:
-        msg = {"v": 1, "event": "task_received", "nodeId": peer.node_id, "taskId": f"global-task-{n:012x}",
-               "chainId": 1, "blockNumber": 1, "taskType": "js", "status": "received", "executionTimeMs": None,
-               "timestamp": "2024-01-15T10:30:00Z"}
+        msg = {
+            "v": 1,
+            "event": "task_received",
+            "nodeId": peer.node_id,
+            "taskId": f"global-task-{n:012x}",
+            "chainId": 1,
+            "blockNumber": 1,
+            "taskType": "js",
+            "status": "received",
+            "executionTimeMs": None,
+            "timestamp": "2024-01-15T10:30:00Z",
+        }
         payload = json.dumps(msg).encode()
         pub.publish(f"tbfed.v1.task.{peer.node_id}", payload, peer.headers(payload))
 
@@ -133,7 +142,10 @@ def test_database_full_is_fed_006_in_status_and_the_agent_carries_on(make_agent,
             agent.submit_task_event(task_event("received", f"x{i}", private={"blob": "y" * 4000}))
     assert err.value.code == "FED_006"
     assert agent.status()["lastError"]["code"] == "FED_006"
-    assert any(e["type"] == "federation_error" and e["data"]["code"] == "FED_006" for e in iter(lambda: sub.get(0), None))
+    assert any(
+        e["type"] == "federation_error" and e["data"]["code"] == "FED_006"
+        for e in iter(lambda: sub.get(0), None)
+    )
     agent.store.set_max_pages(1_000_000)
     agent.submit_task_event(task_event("received", "after", chain_id=1, task_type="js"))
     assert agent.status()["lastError"] is None

@@ -34,15 +34,22 @@ def tls_files(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_tls_seed_connects_with_its_ca_and_fails_fed_008_with_another(seed_factory, make_agent, tls_files, tmp_path):
+def test_tls_seed_connects_with_its_ca_and_fails_fed_008_with_another(
+    seed_factory, make_agent, tls_files, tmp_path
+):
     seed = seed_factory(tls={"cert": tls_files / "cert.pem", "key": tls_files / "key.pem"})
     url = seed.url_for("monitor")
     good = make_agent(
-        agent_env(url, tmp_path / "good", FEDERATION_TLS_ENABLED="true", FEDERATION_TLS_CA=str(tls_files / "ca.pem"))
+        agent_env(
+            url, tmp_path / "good", FEDERATION_TLS_ENABLED="true", FEDERATION_TLS_CA=str(tls_files / "ca.pem")
+        )
     )
     bad = make_agent(
         agent_env(
-            url, tmp_path / "bad", FEDERATION_TLS_ENABLED="true", FEDERATION_TLS_CA=str(tls_files / "rogue-ca.pem")
+            url,
+            tmp_path / "bad",
+            FEDERATION_TLS_ENABLED="true",
+            FEDERATION_TLS_CA=str(tls_files / "rogue-ca.pem"),
         )
     )
     wait_for(lambda: good.status()["connected"], what="TLS agent connected")

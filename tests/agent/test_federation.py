@@ -55,10 +55,14 @@ def pair(module_seed, make_agent, tmp_path):
 
 def test_task_published_by_a_is_stored_by_b_with_a_as_source_and_never_echoed(pair):
     a, b = pair
-    a.submit_task_event(task_event("received", EXEC_ID, chain_id=43113, block_number=30_000_000, task_type="js"))
+    a.submit_task_event(
+        task_event("received", EXEC_ID, chain_id=43113, block_number=30_000_000, task_type="js")
+    )
     a.submit_task_event(task_event("completed", EXEC_ID, execution_time_ms=245, exit_code=0))
 
-    rows = wait_for(lambda: (r := b.store.query_federation_tasks(10)[0]) and len(r) == 2 and r, what="2 rows at B")
+    rows = wait_for(
+        lambda: (r := b.store.query_federation_tasks(10)[0]) and len(r) == 2 and r, what="2 rows at B"
+    )
     assert {r["status"] for r in rows} == {"received", "completed"}
     assert all(r["sourceNode"] == a.identity.node_id for r in rows)
     assert rows[0]["taskId"] == a.identity.task_id(EXEC_ID) and EXEC_ID not in json.dumps(rows)
@@ -178,7 +182,10 @@ def test_flood_of_10000_is_rate_limited_and_b_stays_connected(pair, raw_nats, tm
     assert 200 <= stored <= 200 + 50 * (time.monotonic() - start + 1)
     assert counters["drops"]["rate_limited"] == 10_000 - stored
     assert b.status()["state"] == FederationState.CONNECTED.value
-    assert f'federation_messages_dropped_total{{code="FED_004",reason="rate_limited"}} {10_000 - stored}.0' in _metrics_text(b)
+    assert (
+        f'federation_messages_dropped_total{{code="FED_004",reason="rate_limited"}} {10_000 - stored}.0'
+        in _metrics_text(b)
+    )
 
 
 def _metrics_text(agent) -> str:

@@ -10,9 +10,18 @@ from monitor_agent.identity import load_identity
 
 
 def _msg(node_id: str, **over) -> dict:
-    m = {"v": 1, "event": "task_received", "nodeId": node_id, "taskId": "global-task-0123456789ab", "chainId": 1,
-         "blockNumber": 5, "taskType": "js", "status": "received", "executionTimeMs": None,
-         "timestamp": "2024-01-15T10:30:00Z"}
+    m = {
+        "v": 1,
+        "event": "task_received",
+        "nodeId": node_id,
+        "taskId": "global-task-0123456789ab",
+        "chainId": 1,
+        "blockNumber": 5,
+        "taskType": "js",
+        "status": "received",
+        "executionTimeMs": None,
+        "timestamp": "2024-01-15T10:30:00Z",
+    }
     m.update(over)
     return m
 
@@ -60,16 +69,32 @@ def test_unsigned_messages_pass_only_when_signatures_are_optional(tmp_path):
     assert _run(strict, ident, _msg(ident.node_id), headers={}).reason == "unsigned"
     assert isinstance(_run(lax, ident, _msg(ident.node_id), headers={}), Accepted)
     # A present but wrong signature is never accepted.
-    assert _run(lax, ident, _msg(ident.node_id, taskId="global-task-000000000003"),
-                headers={"Tbf-Key": ident.public_b64, "Tbf-Sig": "AAAA"}).reason == "bad_signature"
+    assert (
+        _run(
+            lax,
+            ident,
+            _msg(ident.node_id, taskId="global-task-000000000003"),
+            headers={"Tbf-Key": ident.public_b64, "Tbf-Sig": "AAAA"},
+        ).reason
+        == "bad_signature"
+    )
 
 
 def test_presence_rate_and_offline_always_heard(tmp_path):
     ident = load_identity(tmp_path)
     p = ReceivePipeline("node-0000000000")
-    presence = {"v": 1, "nodeId": ident.node_id, "timestamp": "2024-01-15T10:30:00Z", "region": "SA",
-                "version": "0.1.0", "tasksReported": 0}
+    presence = {
+        "v": 1,
+        "nodeId": ident.node_id,
+        "timestamp": "2024-01-15T10:30:00Z",
+        "region": "SA",
+        "version": "0.1.0",
+        "tasksReported": 0,
+    }
     assert isinstance(_run(p, ident, {**presence, "event": "node_online"}, kind="presence"), Accepted)
     assert _run(p, ident, {**presence, "event": "node_heartbeat"}, kind="presence").reason == "rate_limited"
     assert isinstance(_run(p, ident, {**presence, "event": "node_offline"}, kind="presence"), Accepted)
-    assert _run(p, ident, {**presence, "event": "node_online", "region": "MARS"}, kind="presence").reason == "schema"
+    assert (
+        _run(p, ident, {**presence, "event": "node_online", "region": "MARS"}, kind="presence").reason
+        == "schema"
+    )

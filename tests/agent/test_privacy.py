@@ -43,7 +43,9 @@ def _task(**kw) -> LocalTask:
 
 
 def test_standard_message_is_exactly_the_allow_list():
-    msg = anonymizer.task_message(_task(), node_id="node-a3f7c9d2e1", task_id=lambda e: "global-task-5d41402abc4b")
+    msg = anonymizer.task_message(
+        _task(), node_id="node-a3f7c9d2e1", task_id=lambda e: "global-task-5d41402abc4b"
+    )
     assert msg == {
         "v": 1,
         "event": "task_completed",
@@ -61,7 +63,10 @@ def test_standard_message_is_exactly_the_allow_list():
 
 def test_strict_drops_block_number_and_coarsens_time():
     msg = anonymizer.task_message(
-        _task(execution_time_ms=7_321), node_id="n-1x", task_id=lambda e: "global-task-5d41402abc4b", privacy="strict"
+        _task(execution_time_ms=7_321),
+        node_id="n-1x",
+        task_id=lambda e: "global-task-5d41402abc4b",
+        privacy="strict",
     )
     assert msg["blockNumber"] is None
     assert msg["timestamp"] == "2024-01-15T10:30:00Z"
@@ -71,13 +76,24 @@ def test_strict_drops_block_number_and_coarsens_time():
 
 def test_odd_task_types_never_leave_as_they_are():
     for bad in ("node1.example.com", "ab" * 16, SECRET_EXEC, "alice@example.com", "JS "):
-        msg = anonymizer.task_message(_task(task_type=bad), node_id="n-1x", task_id=lambda e: "global-task-000000000000")
+        msg = anonymizer.task_message(
+            _task(task_type=bad), node_id="n-1x", task_id=lambda e: "global-task-000000000000"
+        )
         assert msg["taskType"] in ("unknown", "js")
 
 
 def test_gate_is_token_anchored_no_false_positives_on_normal_values():
-    normal = ["0.1.0", "v2.15.1", "2024-01-15T10:30:00Z", "global-task-5d41402abc4b", "node-a3f7c9d2e1",
-              "task_completed", "MIDDLE-EAST", "wasm", "my-custom-node-id"]
+    normal = [
+        "0.1.0",
+        "v2.15.1",
+        "2024-01-15T10:30:00Z",
+        "global-task-5d41402abc4b",
+        "node-a3f7c9d2e1",
+        "task_completed",
+        "MIDDLE-EAST",
+        "wasm",
+        "my-custom-node-id",
+    ]
     assert [v for v in normal if privacy_gate.scan_text(v)] == []
     leaks = {
         "0x" + "ab" * 20: "0x",
@@ -96,7 +112,9 @@ def test_gate_is_token_anchored_no_false_positives_on_normal_values():
         assert kind.lower() in found.kind.lower() or kind in ("0x", "hex"), (value, found)
 
 
-def test_a_blocked_message_is_fed_003_counted_and_the_secret_is_not_logged(make_agent, tmp_path, caplog, module_seed):
+def test_a_blocked_message_is_fed_003_counted_and_the_secret_is_not_logged(
+    make_agent, tmp_path, caplog, module_seed
+):
     agent = make_agent(agent_env(module_seed.url_for("monitor"), tmp_path / "a"))
     wait_for(lambda: agent.status()["connected"], what="connected")
     caplog.set_level(logging.DEBUG)
@@ -131,7 +149,9 @@ def wire(module_seed, tmp_path_factory):
     agents = {}
     try:
         for level in ("standard", "strict"):
-            env = agent_env(module_seed.url_for("monitor"), tmp_path_factory.mktemp(level), FEDERATION_PRIVACY=level)
+            env = agent_env(
+                module_seed.url_for("monitor"), tmp_path_factory.mktemp(level), FEDERATION_PRIVACY=level
+            )
             agents[level] = Agent(load_config(env))
             agents[level].start()
         for agent in agents.values():

@@ -22,7 +22,15 @@ def ev(kind, eid="e1", at=T0, **kw):
 def row(node="node-aaaaaaaaaa", n=0, event="task_completed", chain=1, exec_ms=100, received_at=None):
     status = event.removeprefix("task_")
     return FederationTaskRow(
-        node, f"global-task-{n:012x}", event, chain, 5, "js", status, exec_ms, "2024-01-15T10:30:00Z",
+        node,
+        f"global-task-{n:012x}",
+        event,
+        chain,
+        5,
+        "js",
+        status,
+        exec_ms,
+        "2024-01-15T10:30:00Z",
         received_at if received_at is not None else now_ms(),
     )
 
@@ -54,11 +62,23 @@ def test_lifecycle_merge_is_idempotent_and_keeps_private_fields_local(store):
         ev("received", chain_id=43113, block_number=30_000_000, task_type="js", private={"wallet": "0xab"})
     )
     assert changed and task.status == "received" and task.private == {"wallet": "0xab"}
-    assert store.upsert_local_task(ev("received", chain_id=43113, block_number=30_000_000, task_type="js",
-                                      private={"wallet": "0xab"}))[1] is False
+    assert (
+        store.upsert_local_task(
+            ev(
+                "received",
+                chain_id=43113,
+                block_number=30_000_000,
+                task_type="js",
+                private={"wallet": "0xab"},
+            )
+        )[1]
+        is False
+    )
     task, _ = store.upsert_local_task(ev("started", at=T0 + timedelta(seconds=1)))
     assert task.status == "running"
-    task, _ = store.upsert_local_task(ev("completed", at=T0 + timedelta(seconds=2), execution_time_ms=245, exit_code=0))
+    task, _ = store.upsert_local_task(
+        ev("completed", at=T0 + timedelta(seconds=2), execution_time_ms=245, exit_code=0)
+    )
     assert (task.status, task.execution_time_ms, task.received_at) == ("completed", 245, T0)
     # An out-of-order earlier event does not move the status back.
     task, _ = store.upsert_local_task(ev("received", at=T0 - timedelta(seconds=5)))
@@ -90,7 +110,9 @@ def test_cursors_log_entries_and_local_stats(store):
 
 
 def test_federation_rows_are_batched_deduplicated_filtered_and_counted(store):
-    store.enqueue_peer("node-aaaaaaaaaa", now_ms(), event="node_online", region="ASIA", version="1", tasks_reported=0)
+    store.enqueue_peer(
+        "node-aaaaaaaaaa", now_ms(), event="node_online", region="ASIA", version="1", tasks_reported=0
+    )
     base = now_ms()
     for n in range(10):
         store.enqueue_federation_task(row(n=n, chain=1 if n % 2 else 43113, received_at=base + n))
@@ -114,7 +136,9 @@ def test_federation_rows_are_batched_deduplicated_filtered_and_counted(store):
 def test_incremental_stats_agree_with_a_recount_after_reopen(tmp_path):
     s = Store(tmp_path / "t.db")
     for n in range(50):
-        s.enqueue_federation_task(row(n=n, exec_ms=n * 10, event="task_completed" if n % 5 else "task_failed"))
+        s.enqueue_federation_task(
+            row(n=n, exec_ms=n * 10, event="task_completed" if n % 5 else "task_failed")
+        )
     s.flush()
     live = s.network_stats()
     s.close()
@@ -128,8 +152,12 @@ def test_incremental_stats_agree_with_a_recount_after_reopen(tmp_path):
 
 def test_retention_and_clear(store):
     old = now_ms() - 8 * DAY_MS
-    store.enqueue_peer("node-bbbbbbbbbb", old, event="node_online", region="SA", version="1", tasks_reported=1)
-    store.enqueue_peer("node-aaaaaaaaaa", now_ms(), event="node_online", region="SA", version="1", tasks_reported=1)
+    store.enqueue_peer(
+        "node-bbbbbbbbbb", old, event="node_online", region="SA", version="1", tasks_reported=1
+    )
+    store.enqueue_peer(
+        "node-aaaaaaaaaa", now_ms(), event="node_online", region="SA", version="1", tasks_reported=1
+    )
     for n in range(5):
         store.enqueue_federation_task(row(n=n, received_at=old))
     store.enqueue_federation_task(row(n=99))
@@ -176,7 +204,10 @@ def test_stats_and_queries_stay_fast_with_many_rows(tmp_path):
         "INSERT INTO federation_tasks (source_node, task_id, event, chain_id, block_number, task_type, status, "
         "execution_time_ms, timestamp, received_at, first) VALUES (?, ?, 'task_completed', ?, 1, 'js', "
         "'completed', 100, '2024-01-15T10:30:00Z', ?, 1)",
-        ((f"node-{i % 100:010x}", f"global-task-{i:012x}", i % 3, now - (i * 86) % DAY_MS) for i in range(200_000)),
+        (
+            (f"node-{i % 100:010x}", f"global-task-{i:012x}", i % 3, now - (i * 86) % DAY_MS)
+            for i in range(200_000)
+        ),
     )
     conn.commit()
     conn.close()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import time
 
 import nats
 import pytest
+import trustme
 from click.testing import CliRunner
 
 from seed.cli import cli
@@ -128,3 +130,17 @@ def test_text_output_is_nagios_shaped(seed):
     assert "seed-1_connections=0;;;0;10000" in perf.split() and "seed-1_routes=0;;;0;0" in perf.split()
     assert header.split() == ["SERVER", "STATUS", "CHECK", "REASON"]
     assert row.split() == ["seed-1", "OK", "(all)", "13", "checks", "OK"]
+
+
+def test_tls_certificate_expiring_in_ten_days_warns(seed_factory, tmp_path):
+    ca = trustme.CA()
+    not_after = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=10)
+    cert = ca.issue_cert("127.0.0.1", "localhost", not_after=not_after)
+    cert.cert_chain_pems[0].write_to_path(tmp_path / "cert.pem")
+    cert.private_key_pem.write_to_path(tmp_path / "key.pem")
+    handle = seed_factory(tls={"cert": tmp_path / "cert.pem", "key": tmp_path / "key.pem"})
+    code, report = health(handle)
+    tls = checks(report, "seed-1")["tls_cert"]
+    assert code == 1, report["summary"]
+    assert tls["status"] == "WARNING"
+    assert tls["reason"] == f"certificate expires {not_after:%Y-%m-%d} (in 10 days) < 21 days"

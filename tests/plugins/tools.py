@@ -73,9 +73,13 @@ def chromium_path() -> str:
     return require_tool("chromium", os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path):
-    """A real headless Debian Chromium driven by Playwright (no downloaded browser)."""
+    """A real headless Debian Chromium driven by Playwright (no downloaded browser).
+
+    Module-scoped on purpose: Playwright's sync API keeps an asyncio loop marked as running
+    in the main thread while it is open, which breaks `asyncio.run()` in later tests.
+    """
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
