@@ -48,7 +48,9 @@ def main() -> None:
             if time.monotonic() > deadline:
                 raise SystemExit("federation never connected")
             time.sleep(0.2)
-        clients = [websocket.create_connection(f"ws://127.0.0.1:{port}/ws", timeout=5) for _ in range(args.clients)]
+        clients = [
+            websocket.create_connection(f"ws://127.0.0.1:{port}/ws", timeout=5) for _ in range(args.clients)
+        ]
         for ws in clients:
             assert json.loads(ws.recv())["type"] == "hello"
         # Open each dashboard page once, as a browser would, then stay idle.
@@ -65,7 +67,9 @@ def main() -> None:
             time.sleep(1)
         clients_seen = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         open_ws = next(
-            line.split()[-1] for line in clients_seen.splitlines() if line.startswith("monitor_agent_websocket_clients ")
+            line.split()[-1]
+            for line in clients_seen.splitlines()
+            if line.startswith("monitor_agent_websocket_clients ")
         )
         for ws in clients:
             ws.close()
@@ -73,7 +77,9 @@ def main() -> None:
     pss_samples.sort()
     print(f"processes: {len(per)} ({', '.join(f'{pid}: {mb:.1f} MB' for pid, mb in per.items())})")
     print(f"WebSocket clients open during sampling: {open_ws}")
-    print(f"RSS total over {len(samples)} samples: median {samples[len(samples) // 2]:.1f} MB, max {samples[-1]:.1f} MB")
+    print(
+        f"RSS total over {len(samples)} samples: median {samples[len(samples) // 2]:.1f} MB, max {samples[-1]:.1f} MB"
+    )
     print(f"PSS total (shared pages split between master and worker): max {pss_samples[-1]:.1f} MB")
     print("target <= 80 MB (RSS summed):", "met" if samples[-1] <= 80 else "NOT met")
 

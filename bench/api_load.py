@@ -148,9 +148,7 @@ def main() -> None:
             f"  {name}: {len(lat) / args.seconds:.0f} req/s, p50 {pct(lat, 50) * 1000:.1f} ms,"
             f" p99 {pct(lat, 99) * 1000:.1f} ms"
         )
-    print(
-        f"  ratio tasks/health: p50 x{pct(t, 50) / pct(h, 50):.2f}, p99 x{pct(t, 99) / pct(h, 99):.2f}"
-    )
+    print(f"  ratio tasks/health: p50 x{pct(t, 50) / pct(h, 50):.2f}, p99 x{pct(t, 99) / pct(h, 99):.2f}")
     print("  target p99 <= 20 ms:", "met" if pct(t, 99) * 1000 <= 20 else "NOT met")
 
 

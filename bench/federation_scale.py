@@ -69,6 +69,7 @@ HEARTBEAT_S = 30.0
 STATS_MIN_GAP_S = 1.2  # receivers allow 1/s; keep a margin for scheduling jitter
 STATS_MAX_SILENCE_S = 30.0
 CHAINS = (1, 43113, 43114)
+CONNECT_CONCURRENCY = int(os.environ.get("BENCH_CONNECT_CONCURRENCY", "4"))
 SYSTEM_ACCOUNT = os.environ.get("BENCH_SYSTEM_ACCOUNT", "true") == "true"
 
 
@@ -506,7 +507,7 @@ class Bench:
             for i in range(n)
         ]
         node_ids = {nd.node_id for nd in nodes}
-        sem = asyncio.Semaphore(16)
+        sem = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
         async def connect(nd):
             async with sem:
@@ -531,11 +532,15 @@ class Bench:
                 peers_ok_after = time.monotonic() - t_peers
                 break
             if int(time.monotonic() - t_peers) % 10 == 0:
-                log(f"N={n}: peers (listed, online) per agent {checks}; disconnects {shared.disconnect_count};"
-                    f" errors {shared.errors}")
+                log(
+                    f"N={n}: peers (listed, online) per agent {checks}; disconnects {shared.disconnect_count};"
+                    f" errors {shared.errors}"
+                )
             await asyncio.sleep(1)
-        log(f"N={n}: all peers listed+online on both agents after {peers_ok_after}s;"
-            f" disconnects so far {shared.disconnect_count}; errors {shared.errors}")
+        log(
+            f"N={n}: all peers listed+online on both agents after {peers_ok_after}s;"
+            f" disconnects so far {shared.disconnect_count}; errors {shared.errors}"
+        )
 
         await asyncio.sleep(2)
         v0 = await loop.run_in_executor(None, varz_all, self.spec.servers)

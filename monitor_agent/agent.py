@@ -157,6 +157,7 @@ class Agent:
         if not changed:
             return task
         self.metrics.local_task_changes.inc()
+        self.federation.stats_changed()
         self.bus.publish("local_task", local_task_api(task))
         # Broadcast once per status reached (a metrics-only merge sends nothing new).
         if (

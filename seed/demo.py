@@ -385,7 +385,7 @@ class Demo:
         )
         seed_urls = self.spec.client_urls
         log_dir = self.root / "node-a-logs"
-        self._start_replayer(log_dir)
+        log_dir.mkdir(parents=True, exist_ok=True)
         a = AgentProcess(
             "A",
             self.root / "agent-a",
@@ -425,7 +425,10 @@ class Demo:
                 f"agent {agent.label}",
                 f"{agent.url} ready, federation {status.get('state')} as {status.get('nodeId')}, {role}",
             )
-        self._wait_first_task(a, b)
+        known = self._b_total(b)  # with --data-dir, B remembers earlier runs' tasks
+        # Started after the agents: children are forked while this process has no other thread.
+        self._start_replayer(log_dir)
+        self._wait_first_task(a, b, known)
 
     def _start_seed(self) -> None:
         assert self.spec is not None
@@ -459,7 +462,12 @@ class Demo:
         self.replayer = LogReplayer(log_dir / f"worker-runner-node-{day}.log")
         self.replayer.start()
 
-    def _wait_first_task(self, a: AgentProcess, b: AgentProcess, timeout: float = 60.0) -> None:
+    @staticmethod
+    def _b_total(b: AgentProcess) -> int:
+        r = httpx.get(f"{b.url}/api/federation/tasks/global", params={"limit": 1}, timeout=2.0)
+        return int(r.json().get("total", 0)) if r.status_code == 200 else 0
+
+    def _wait_first_task(self, a: AgentProcess, b: AgentProcess, known: int, timeout: float = 60.0) -> None:
         t0 = time.monotonic()
         deadline = t0 + timeout
         while time.monotonic() < deadline:
@@ -467,7 +475,7 @@ class Demo:
                 if not agent.proc.alive():
                     raise DemoError(f"agent {agent.label} exited: {agent.proc.log_tail()}")
             r = httpx.get(f"{b.url}/api/federation/tasks/global", params={"limit": 1}, timeout=2.0)
-            if r.status_code == 200 and r.json().get("total", 0) > 0:
+            if r.status_code == 200 and r.json().get("total", 0) > known:
                 task = r.json()["tasks"][0]
                 self._step(
                     5,

@@ -115,7 +115,9 @@ def deploy_vars(spec: Spec) -> dict:
     return {"nats_seed_servers": seed_servers_vars(spec), **monitor_vars(spec)}
 
 
-def rotation_vars(spec: Spec, old_user: str, new_user: str, grace_period_s: int, *, create: bool = True) -> dict:
+def rotation_vars(
+    spec: Spec, old_user: str, new_user: str, grace_period_s: int, *, create: bool = True
+) -> dict:
     """Variables of rotate-credentials: seeds with old + new user, then with the new one only.
 
     NATS user names are unique, so the new credentials are a new monitor user. With `create`
@@ -283,7 +285,13 @@ class Reporter:
 
 
 def _stats(data: dict) -> dict[str, dict[str, int]]:
-    keys = {"ok": "ok", "changed": "changed", "failures": "failed", "dark": "unreachable", "skipped": "skipped"}
+    keys = {
+        "ok": "ok",
+        "changed": "changed",
+        "failures": "failed",
+        "dark": "unreachable",
+        "skipped": "skipped",
+    }
     keys |= {"rescued": "rescued", "ignored": "ignored"}
     hosts: set[str] = set()
     for k in keys:

@@ -207,15 +207,19 @@ class FederationClient:
 
     def publish_task(self, task: LocalTask) -> bool:
         """Queue the task event for `task`'s status if broadcasting tasks; False if nothing was queued."""
+        self._stats_dirty = True  # local counters changed: node_stats goes out at the next interval
         if not self.broadcast_tasks or not self.running:
             return False
         message = anonymizer.task_message(
             task, node_id=self.identity.node_id, task_id=self.identity.task_id, privacy=self.config.privacy
         )
-        self._stats_dirty = True
         if message is None:
             return False
         return self._enqueue(KIND_TASK, message)
+
+    def stats_changed(self) -> None:
+        """Local counters changed: node_stats goes out at the next interval (if broadcasting stats)."""
+        self._stats_dirty = True
 
     def set_switches(
         self,
@@ -461,7 +465,8 @@ class FederationClient:
         return options
 
     async def _on_connected(self, *, first: bool) -> None:
-        self._set_state(FederationState.CONNECTED, reason=self.connected_url())
+        # Subscribe (and flush, so the server has it) before announcing CONNECTED.
+        await self._sync_subscription()
         if self.last_error is not None and self.last_error["code"] in (
             "FED_001",
             "FED_002",
@@ -470,7 +475,7 @@ class FederationClient:
         ):
             # The connection works again: a connection error is history, not the current state.
             self.last_error = None
-        await self._sync_subscription()
+        self._set_state(FederationState.CONNECTED, reason=self.connected_url())
         self._send_presence("node_online")
         self._stats_dirty = True
         if self._wake is not None:

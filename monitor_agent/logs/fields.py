@@ -19,6 +19,7 @@ _decode = msgspec.json.decode
 _raw_decoder = json.JSONDecoder()
 # Where a task's fields may sit: top level, or under one of these (nested at most twice).
 _NESTS = ("task", "message", "payload", "data", "event")
+_TYPE_OF: dict[str, str | None] = {}  # task id prefix -> task type (few distinct prefixes)
 
 
 def decode_json_object(text: str) -> dict | None:
@@ -77,6 +78,8 @@ def as_int(value: Any) -> int | None:
     """An int from an int, a decimal or 0x-hex string, or an integral float; else None."""
     if type(value) is int:
         return value
+    if type(value) is str:  # the node writes big figures as strings: the next most common case
+        return _int_of_text(value)
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -84,14 +87,18 @@ def as_int(value: Any) -> int | None:
     if isinstance(value, float):
         return int(value) if value.is_integer() else None
     if isinstance(value, str):
-        s = value.strip()
-        try:
-            if s[:2] in ("0x", "0X"):
-                return int(s, 16)
-            return int(s, 10)
-        except ValueError:
-            return None
+        return _int_of_text(value)
     return None
+
+
+def _int_of_text(value: str) -> int | None:
+    s = value.strip()
+    try:
+        if s[:2] in ("0x", "0X"):
+            return int(s, 16)
+        return int(s, 10)
+    except ValueError:
+        return None
 
 
 def as_bool(value: Any) -> bool | None:
@@ -109,8 +116,16 @@ def task_type_of(task_id: Any) -> str | None:
     head, sep, _ = task_id.partition("_")
     if not sep:
         return None
-    head = head.lower()
-    return head if TASK_TYPE_RE.match(head) else None
+    try:
+        return _TYPE_OF[head]
+    except KeyError:
+        pass
+    kind = head.lower()
+    kind = kind if TASK_TYPE_RE.match(kind) else None
+    if len(_TYPE_OF) > 256:
+        _TYPE_OF.clear()
+    _TYPE_OF[head] = kind
+    return kind
 
 
 def short_text(value: Any, limit: int = 4096) -> Any:

@@ -8,15 +8,17 @@ or when the caller `flush()`es (a follower does so when the node goes quiet).
 Privacy: the logger name embeds the node's wallet address. It is dropped here; the wallet, task
 ids and hashes, block hashes and task input only ever go into `TaskEvent.private`.
 
-Speed: one compiled header regex per line; continuation lines are only appended; JSON is decoded
-only for the few message shapes that carry it (task_created, metrics, invoices).
+Speed: batches of plain lines (the usual case) skip the per-line cleaning; a header whose timestamp
+and logger text were seen before is recognised without the regex, and an entry's continuation
+lines are one slice of the batch. JSON is decoded only for the few message shapes that carry it
+(task_created, metrics, invoices).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..model import TaskEvent
@@ -55,6 +57,10 @@ _USING_RE = re.compile(r"(\d+)/(\d+)")
 _INVOICE_ID_RE = re.compile(r"\b\d{18,30}\b")
 
 _METRICS_MARK = "Command execution stdout:"
+# An entry with fewer continuation lines than this cannot reach MAX_ENTRY_CHARS (lines are capped).
+_SAFE_CONT = MAX_ENTRY_CHARS // MAX_LINE_CHARS
+_LIMIT_NAMES = (("gas", "gas_limit"), ("memory", "memory_limit"), ("call", "call_limit"), ("frame", "frame_limit"))
+_SECONDS = {f":{n:02d}": timedelta(seconds=n) for n in range(60)}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NOTHING: tuple = ()
 
@@ -78,6 +84,7 @@ class LogParser:
     `flush()` returns those of the entry still open. `pos` is an opaque position of the line
     in its source; `resume_pos` is the position of the first line of the open entry, which is
     where a reader must resume after a restart so that no entry is lost or split.
+    `feed_lines(batch)` is the same as feeding every line of the batch, only much faster.
     """
 
     def __init__(self) -> None:
@@ -85,17 +92,23 @@ class LogParser:
         self._lines = 0
         self.wallet: str | None = None  # private: the node's own address, for the local view only
         self.node_version: str | None = None
-        # The open entry: (pos, timestamp text, level, logger, first-line message), or None.
+        # The open entry: (pos, time, level, logger, first-line message), or None.
         self._hdr: tuple | None = None
         self._cont: list[str] | None = None
         self._chars = 0
-        self._last_ts = ""
         self._last_at = _EPOCH
-        self._times: dict[str, datetime] = {}
+        self._times: dict[str, datetime] = {}  # `YYYY-MM-DD HH:MM:SS` -> time
+        self._minutes: dict[str, datetime] = {}  # `YYYY-MM-DD HH:MM` of a valid time -> its minute
+        # Header shapes seen (text between the timestamp and the message, e.g. ` info: @truebit/... `),
+        # by the two characters after the timestamp: a line with a known timestamp and a known shape
+        # is a header without running the regex (see `_learn_shape`).
+        self._shapes: dict[str, tuple[str, int, str | None, str]] = {}
         self._last_logger: str | None = None
         self._execs: dict[str, _Exec] = {}
         self._by_task: dict[str, str] = {}
         self._await_start: list[str] = []
+        self._slot_memo: dict[str, tuple | None] = {}
+        self._status_memo: set[str] = set()
 
     @property
     def stats(self) -> ParseStats:
@@ -138,14 +151,16 @@ class LogParser:
                 if m is not None:
                     ts, level, logger, msg = m.groups()
                     out = _NOTHING if self._hdr is None else self._finish()
-                    self._hdr = (pos, ts, _LEVEL_OF.get(level) or LEVELS.get(level.lower()), logger, msg)
+                    if msg[-1:] == "\r":
+                        msg = msg[:-1]
+                    self._hdr = (pos, self._at(ts), _LEVEL_OF.get(level) or LEVELS.get(level.lower()), logger, msg)
                     self._chars = len(msg)
                     return out
                 m = _DATE_RE.match(line)
                 if m is not None:
                     out = _NOTHING if self._hdr is None else self._finish()
                     msg = line[m.end() :].rstrip("\r\n")
-                    self._hdr = (pos, m.group(1) + " " + m.group(2), None, None, msg)
+                    self._hdr = (pos, self._at(m.group(1) + " " + m.group(2)), None, None, msg)
                     self._chars = len(msg)
                     return out
         # A continuation line.
@@ -163,11 +178,15 @@ class LogParser:
             self._cont = [text]
             self._chars += len(text)
             return _NOTHING
-        if not text.strip():
-            return _NOTHING
-        self._stats.orphan_lines += 1
-        self._stats.raw_entries += 1
-        return [LogEntry(None, None, text[:MAX_RAW_CHARS], "orphan")]
+        return self._orphan(text, []) or _NOTHING
+
+    def _orphan(self, text: str, out: list) -> list:
+        """A continuation line with no entry before it: kept raw (blank ones are dropped)."""
+        if text.strip():
+            self._stats.orphan_lines += 1
+            self._stats.raw_entries += 1
+            out.append(LogEntry(None, None, text[:MAX_RAW_CHARS], "orphan"))
+        return out
 
     def feed_lines(self, lines: Iterable[str]) -> list:
         """Take a batch of lines (what readers use); return the records they completed.
@@ -177,13 +196,201 @@ class LogParser:
         """
         if self._hdr is not None and self._hdr[0] != -1:
             self._hdr = (-1, *self._hdr[1:])
+        if type(lines) is not list:
+            lines = list(lines)
+        if not lines:
+            return []
+        # The batch path handles plain lines: over-long lines are cut and colour codes removed here,
+        # as `feed` would do line by line. A batch with carriage returns (rare) goes line by line.
+        text = "\n".join(lines)
+        if "\r" in text:
+            out: list = []
+            feed = self.feed
+            for i, line in enumerate(lines):
+                got = feed(line, i)
+                if got:
+                    out.extend(got)
+            return out
+        if len(text) > MAX_LINE_CHARS and max(map(len, lines)) > MAX_LINE_CHARS:
+            cut = [line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS] for line in lines]
+            self._stats.truncated += sum(1 for a, b in zip(lines, cut, strict=True) if a is not b)
+            lines = cut
+            text = "\n".join(lines)
+        if "\x1b" in text:
+            lines = _without_ansi(lines, text)
+        return self._feed_plain(lines)
+
+    def _feed_plain(self, lines: list[str]) -> list:
+        """`feed_lines` for lines without newlines, carriage returns, ANSI codes or excess length.
+
+        Entries are found by their header line; their continuation lines are taken as one slice of
+        the batch instead of one by one. A header whose timestamp and shape were seen before is
+        recognised with two dict look-ups and a `startswith` instead of the header regex.
+        """
         out: list = []
-        feed = self.feed
-        for i, line in enumerate(lines):
-            got = feed(line, i)
-            if got:
-                out.extend(got)
+        entry = self._entry
+        classify = self._classify
+        compose = _COMPOSE_RE.match
+        shape_of = self._shapes.get
+        time_of = self._times.get
+        digits = _DIGITS
+        cont_first = _CONT_FIRST
+        safe = _SAFE_CONT
+        work = lines  # copied on the first line whose text changes (a compose prefix, say)
+        carried = self._hdr is not None  # an entry from the previous batch is still open
+        # The entry opened in this batch (its header line is work[cur_i]); cur_msg None: none yet.
+        cur_at = cur_level = cur_logger = cur_msg = None
+        cur_i = -1
+        entries = 0
+        i = -1
+        for line in lines:
+            i += 1
+            c = line[:1]
+            if c in digits:
+                hdr = None
+                shape = shape_of(line[19:21])
+                if shape is not None and line.startswith(shape[0], 19):
+                    at = time_of(line[:19])
+                    if at is None:
+                        at = self._new_second(line)
+                    if at is not None:
+                        level = shape[2]
+                        logger = shape[3]
+                        msg = line[shape[1] :]
+                    else:
+                        hdr = classify(line)
+                else:
+                    hdr = classify(line)
+                if hdr is not None:
+                    if type(hdr) is tuple:
+                        at, level, logger, msg = hdr
+                    else:  # a continuation line (its text may have changed), or an orphan
+                        if hdr is not line:
+                            if work is lines:
+                                work = list(lines)
+                            work[i] = hdr
+                        if cur_msg is None and not carried:
+                            self._orphan(hdr, out)
+                        continue
+            elif c in cont_first or compose(line) is None:
+                if cur_msg is None and not carried:
+                    self._orphan(line, out)
+                continue
+            else:  # a compose prefix
+                hdr = classify(line)
+                if type(hdr) is tuple:
+                    at, level, logger, msg = hdr
+                else:
+                    if work is lines:
+                        work = list(lines)
+                    work[i] = hdr
+                    if cur_msg is None and not carried:
+                        self._orphan(hdr, out)
+                    continue
+            # A header: the entry before it is complete.
+            entries += 1
+            if cur_msg is not None:
+                n = i - cur_i - 1
+                if n == 0:
+                    entry(cur_at, cur_level, cur_logger, cur_msg, None, out)
+                elif n < safe:
+                    entry(cur_at, cur_level, cur_logger, cur_msg, work[cur_i + 1 : i], out)
+                else:
+                    cont = self._capped(len(cur_msg), None, work[cur_i + 1 : i])[0]
+                    entry(cur_at, cur_level, cur_logger, cur_msg, cont, out)
+            elif carried:
+                carried = False
+                if i:
+                    self._cont, self._chars = self._capped(self._chars, self._cont, work[:i])
+                out.extend(self._finish())
+            cur_at, cur_level, cur_logger, cur_msg = at, level, logger, msg
+            cur_i = i
+            self._last_at = at  # what an impossible date falls back to
+        self._lines += i + 1
+        if cur_msg is not None:
+            self._stats.entries += entries - 1
+            self._hdr = (cur_i, cur_at, cur_level, cur_logger, cur_msg)
+            self._cont, self._chars = self._capped(len(cur_msg), None, work[cur_i + 1 :])
+        elif carried:
+            self._cont, self._chars = self._capped(self._chars, self._cont, work)
         return out
+
+    def _capped(self, chars: int, cont: list[str] | None, more: list[str]) -> tuple[list[str] | None, int]:
+        """`cont` extended by the continuation lines `more` within the entry's size caps (cuts counted)."""
+        if not more:
+            return cont, chars
+        held = 0 if cont is None else len(cont)
+        total = chars + sum(map(len, more))
+        if held + len(more) <= MAX_ENTRY_LINES and total - len(more[-1]) < MAX_ENTRY_CHARS:
+            if cont is None:
+                return more, total
+            cont.extend(more)
+            return cont, total
+        if cont is None:
+            cont = []
+        for text in more:
+            if len(cont) < MAX_ENTRY_LINES and chars < MAX_ENTRY_CHARS:
+                cont.append(text)
+                chars += len(text)
+            else:
+                self._stats.truncated += 1
+        return cont, chars
+
+    def _classify(self, line: str) -> tuple | str:
+        """One plain line (see `_feed_plain`): its header `(time, level, logger, message)` if it starts
+        an entry, else its text as a continuation line (what `feed` would make of it)."""
+        c = line[:1]
+        if c not in _CONT_FIRST:
+            raw = True
+            if c not in _DIGITS:
+                m = _COMPOSE_RE.match(line)
+                if m is not None:
+                    line = line[m.end() :]
+                    c = line[:1]
+                    raw = False
+            if c in _DIGITS:
+                if line[10:11] == "T":
+                    m = _DOCKER_TS_RE.match(line)
+                    if m is not None:
+                        line = line[m.end() :]
+                        raw = False
+                m = _header(line)
+                if m is not None:
+                    ts, level, logger, msg = m.groups()
+                    level = _LEVEL_OF.get(level) or LEVELS.get(level.lower())
+                    at = self._at(ts)
+                    if raw and logger is not None and m.end(1) == 19 and m.start(4) == m.end(3) + 1:
+                        self._learn_shape(line, m.start(4), level, logger)
+                    return (at, level, logger, msg)
+                m = _DATE_RE.match(line)
+                if m is not None:
+                    return (self._at(m.group(1) + " " + m.group(2)), None, None, line[m.end() :])
+        return line
+
+    def _new_second(self, line: str) -> datetime | None:
+        """The time of a header line whose minute was seen before (no regex, no date parsing), or None."""
+        base = self._minutes.get(line[:16])
+        if base is None:
+            return None
+        step = _SECONDS.get(line[16:19])
+        if step is None:
+            return None
+        at = base + step
+        if len(self._times) > 4096:
+            self._times.clear()
+        self._times[line[:19]] = at
+        return at
+
+    def _learn_shape(self, line: str, msg_at: int, level: str | None, logger: str) -> None:
+        """Remember the text between timestamp and message of a header with a logger.
+
+        Sound because the header regex has no choice once that text is fixed: a line made of a
+        timestamp already parsed, then exactly this text, parses to the same level and logger
+        with the message being the rest of the line (the logger's `\\S+` stops at the same space).
+        """
+        if len(self._shapes) > 64:
+            self._shapes.clear()
+        self._shapes[line[19:21]] = (line[19:msg_at], msg_at, level, logger)
 
     def flush(self) -> list | tuple:
         """Close the open entry (end of input, or the node went quiet) and return its records."""
@@ -201,6 +408,7 @@ class LogParser:
     # ---- entries -> records ----
 
     def _at(self, ts: str) -> datetime:
+        """The UTC time of a header's `YYYY-MM-DD HH:MM:SS` (an impossible date: the last time known)."""
         at = self._times.get(ts)
         if at is None:
             try:
@@ -213,59 +421,71 @@ class LogParser:
             if len(self._times) > 4096:
                 self._times.clear()
             self._times[ts] = at
-        self._last_ts = ts
+            if len(self._minutes) > 1024:
+                self._minutes.clear()
+            self._minutes[ts[:16]] = at.replace(second=0)
         self._last_at = at
         return at
 
     def _finish(self) -> list:
-        _, ts, level, logger, msg = self._hdr
-        self._hdr = None
-        if msg[-1:] == "\r":
-            msg = msg[:-1]
+        """Records of the open entry, which is complete."""
+        _, at, level, logger, msg = self._hdr
         cont = self._cont
-        self._cont = None
-        st = self._stats
-        st.entries += 1
-        at = self._last_at if ts == self._last_ts else self._at(ts)
+        self._hdr = self._cont = None
+        self._stats.entries += 1
+        out: list = []
+        self._entry(at, level, logger, msg, cont, out)
+        return out
+
+    def _entry(self, at, level, logger, msg: str, cont: list[str] | None, out: list) -> None:
+        """Append the records of one complete entry to `out`."""
         if logger is not None and logger != self._last_logger:
             self._note_logger(logger)
-        out: list = []
         c = msg[:1]
         if c == "M":
             if msg.startswith("Message received from task_created"):
                 self._on_received(at, level, msg, cont, out)
-                return out
+                return
             if msg.startswith("Message published to"):
-                return out
+                return
         elif c == "S":
             if msg.startswith("Semaphore "):
                 self._on_slot(at, level, msg, cont, out)
-                return out
+                return
             if msg.startswith("Starting task execution"):
                 self._on_started(at, msg, cont, out)
-                return out
+                return
         elif c == "E":
             if msg.startswith("Execution "):
                 self._on_execution(at, level, msg, cont, out)
-                return out
+                return
         elif c == "T":
             if msg.startswith("Task ") and "downloaded" in msg:
-                return out  # a step of the lifecycle with nothing to count
+                return  # a step of the lifecycle with nothing to count
         elif c == "N":
             if msg.startswith("Node with address"):
                 m = F.WALLET_RE.search(msg)
                 if m is not None:
                     self.wallet = m.group(0)
-                return out
+                return
         if "InvoiceSubscriber" in msg:
-            self._on_invoice(at, level, msg, cont, out)
+            if cont is None and msg in self._status_memo:
+                self._stats.raw_entries += 1  # a status line of the subscriber, seen before
+                out.append(LogEntry(at, level, msg if len(msg) <= MAX_RAW_CHARS else msg[:MAX_RAW_CHARS]))
+            else:
+                self._on_invoice(at, level, msg, cont, out)
         elif cont is not None and self._metrics_index(cont) is not None:
             self._on_execution(at, level, msg, cont, out)
         elif level == "error" and self._on_error(at, msg, cont, out):
             pass
+        elif cont is None:
+            self._stats.raw_entries += 1
+            out.append(
+                LogEntry(at, level, msg if len(msg) <= MAX_RAW_CHARS else msg[:MAX_RAW_CHARS],
+                         "error" if level == "error" else "unknown")
+            )  # fmt: skip
         else:
             self._raw(at, level, msg, cont, out, "error" if level == "error" else "unknown")
-        return out
 
     def _note_logger(self, logger: str) -> None:
         self._last_logger = logger
@@ -311,15 +531,18 @@ class LogParser:
         return ex
 
     def _on_received(self, at, level, msg, cont, out) -> None:
-        obj = self._json_after(msg, cont, len("Message received from task_created"))
+        obj = self._json_after(msg, cont, 34)  # 34: after "Message received from task_created"
         if obj is None:
             self._stats.invalid_json += 1
             self._raw(at, level, msg, cont, out, "invalid_json")
             return
-        task_id = F.find(obj, "taskId", "taskPath")
-        task_id = task_id if isinstance(task_id, str) else None
-        exec_id = F.find(obj, "executionId", "execution_id")
-        if not isinstance(exec_id, str) or not exec_id:
+        find = F.find
+        # `find` looks at the top level first: the usual flat shape is read without calling it.
+        task_id = obj["taskId"] if "taskId" in obj else find(obj, "taskId", "taskPath")
+        if type(task_id) is not str:
+            task_id = None
+        exec_id = obj["executionId"] if "executionId" in obj else find(obj, "executionId", "execution_id")
+        if type(exec_id) is not str or not exec_id:
             if task_id is None:
                 self._stats.unattributed += 1
                 self._raw(at, level, msg, cont, out, "unknown")
@@ -329,18 +552,22 @@ class LogParser:
         if self.wallet is not None:
             private["wallet"] = self.wallet
         if task_id is not None:
-            private["task_id"] = F.short_text(task_id)
-        task_path = F.find(obj, "taskPath")
-        if isinstance(task_path, str) and task_path != task_id:
+            private["task_id"] = task_id if len(task_id) <= 4096 else task_id[:4096]
+        task_path = obj["taskPath"] if "taskPath" in obj else find(obj, "taskPath")
+        if type(task_path) is str and task_path != task_id:
             private["task_path"] = F.short_text(task_path)
-        block_hash = F.find(obj, "blockHash")
+        block_hash = obj["blockHash"] if "blockHash" in obj else find(obj, "blockHash")
         if block_hash is not None:
             private["block_hash"] = F.short_text(block_hash)
-        task_input = F.find(obj, "input")
+        task_input = obj["input"] if "input" in obj else find(obj, "input")
         if task_input is not None:
-            private["input"] = F.short_text(task_input if isinstance(task_input, str) else str(task_input))
-        chain_id = F.as_int(F.find(obj, "chainId", "chain_id"))
-        block = F.as_int(F.find(obj, "blockNumber", "block_number"))
+            private["input"] = F.short_text(task_input if type(task_input) is str else str(task_input))
+        chain_id = obj["chainId"] if "chainId" in obj else find(obj, "chainId", "chain_id")
+        if type(chain_id) is not int:
+            chain_id = F.as_int(chain_id)
+        block = obj["blockNumber"] if "blockNumber" in obj else find(obj, "blockNumber", "block_number")
+        if type(block) is not int:
+            block = F.as_int(block)
         ex = self._track(exec_id, task_id)
         if not ex.started:
             self._await_start.append(exec_id)
@@ -363,12 +590,14 @@ class LogParser:
         """The execution an entry is about: a UUID in its first line, else one of its task ids."""
         if msg.startswith("Execution ") and _UUID_FULL(msg, 10, 46) is not None:
             return msg[10:46]  # the usual shape, without scanning
-        m = F.UUID_RE.search(msg)
-        if m is not None:
-            return m.group(0)
-        m = F.TASK_ID_RE.search(msg)
-        if m is not None:
-            return self._by_task.get(m.group(0))
+        if "-" in msg:  # (what the searches need, checked first: they cost more than these scans)
+            m = F.UUID_RE.search(msg)
+            if m is not None:
+                return m.group(0)
+        if "_" in msg:
+            m = F.TASK_ID_RE.search(msg)
+            if m is not None:
+                return self._by_task.get(m.group(0))
         return None
 
     def _on_started(self, at, msg, cont, out) -> None:
@@ -480,31 +709,41 @@ class LogParser:
         if "metering" not in metrics and "wasi" not in metrics:
             metrics = F.nest_dotted(metrics)  # some versions print flat `wasi.exitCode` keys
         as_int = F.as_int
-        elapsed = as_int(metrics.get("elapsed"))
+        # (`v if type(v) is int else as_int(v)`: the usual ints without a call)
+        elapsed = metrics.get("elapsed")
+        if type(elapsed) is not int:
+            elapsed = as_int(elapsed)
         if elapsed is not None and elapsed >= 0:
             ev.execution_time_ms = round(elapsed / 1_000_000)
         private = ev.private
         wasi = metrics.get("wasi")
         if type(wasi) is dict:
-            ev.exit_code = as_int(wasi.get("exitCode"))
+            code = wasi.get("exitCode")
+            ev.exit_code = code if type(code) is int else as_int(code)
         metering = metrics.get("metering")
         if type(metering) is dict:
             last = metering.get("last")
             if type(last) is dict:
-                ev.steps = as_int(last.get("steps"))
+                steps = last.get("steps")
+                ev.steps = steps if type(steps) is int else as_int(steps)
             peak = metering.get("peak")
             if type(peak) is dict:
-                ev.memory_peak = as_int(peak.get("memory"))
+                value = peak.get("memory")
+                ev.memory_peak = value if type(value) is int else as_int(value)
                 for key, name in (("call", "peak_call"), ("frame", "peak_frame")):
-                    value = as_int(peak.get(key))
+                    value = peak.get(key)
+                    if type(value) is not int:
+                        value = as_int(value)
                     if value is not None:
                         private[name] = value
             limits = metering.get("limits")
             if type(limits) is dict:
-                for key in ("gas", "memory", "call", "frame"):
-                    value = as_int(limits.get(key))
+                for key, name in _LIMIT_NAMES:
+                    value = limits.get(key)
+                    if type(value) is not int:
+                        value = as_int(value)
                     if value is not None:
-                        private[key + "_limit"] = value
+                        private[name] = value
         execution = metrics.get("execution")
         if type(execution) is dict:
             prepare = execution.get("prepare")
@@ -512,7 +751,9 @@ class LogParser:
                 ev.cached = F.as_bool(prepare.get("cached"))
             wasm = execution.get("wasm")
             if type(wasm) is dict:
-                size = as_int(wasm.get("size"))
+                size = wasm.get("size")
+                if type(size) is not int:
+                    size = as_int(size)
                 if size is not None:
                     private["wasm_size"] = size
                 wasm_hash = wasm.get("hash")
@@ -533,20 +774,17 @@ class LogParser:
         return True
 
     def _on_slot(self, at, level, msg, cont, out) -> None:
-        name = msg[10:].partition(" ")[0]
-        i = msg.find("Using slot ", 10)
-        m = _USING_RE.match(msg, i + 11) if i >= 0 else None
-        if m is not None:
-            self._stats.slot_usages += 1
-            out.append(SlotUsage(at, name, "acquired", int(m.group(1)), int(m.group(2))))
+        got = self._slot_memo.get(msg, _NOTHING)
+        if got is _NOTHING:
+            got = _slot_of(msg)
+            if len(self._slot_memo) > 1024:
+                self._slot_memo.clear()
+            self._slot_memo[msg] = got
+        if got is None:
+            self._raw(at, level, msg, cont, out, "unknown")
             return
-        i = msg.find("Released slot (", 10)
-        m = _USING_RE.match(msg, i + 15) if i >= 0 else None
-        if m is not None:
-            self._stats.slot_usages += 1
-            out.append(SlotUsage(at, name, "released", int(m.group(1)), int(m.group(2))))
-            return
-        self._raw(at, level, msg, cont, out, "unknown")
+        self._stats.slot_usages += 1
+        out.append(SlotUsage(at, *got))
 
     def _on_invoice(self, at, level, msg, cont, out) -> None:
         obj = self._json_after(msg, cont, msg.index("InvoiceSubscriber"))
@@ -556,9 +794,10 @@ class LogParser:
             self._raw(at, level, msg, cont, out, "invalid_json")
             return
         if obj is not None:
-            exec_id = F.find(obj, "executionId")
-            invoice_id = F.find(obj, "invoiceId")
-            items = F.find(obj, "lineItem", "lineItems")
+            find = F.find  # (top-level keys read directly, as `find` would first)
+            exec_id = obj["executionId"] if "executionId" in obj else find(obj, "executionId")
+            invoice_id = obj["invoiceId"] if "invoiceId" in obj else find(obj, "invoiceId")
+            items = obj["lineItem"] if "lineItem" in obj else find(obj, "lineItem", "lineItems")
         else:
             exec_id = invoice_id = items = None
         if not isinstance(exec_id, str):
@@ -568,6 +807,10 @@ class LogParser:
             m = _INVOICE_ID_RE.search(msg)
             invoice_id = m.group(0) if m is not None else None
         if invoice_id is None and items is None:
+            if cont is None and not has_json:  # depends on the text only: remembered (see `_entry`)
+                if len(self._status_memo) > 256:
+                    self._status_memo.clear()
+                self._status_memo.add(msg)
             self._raw(at, level, msg, cont, out, "unknown")  # a status line of the subscriber
             return
         inv = Invoice(at, exec_id, str(invoice_id) if invoice_id is not None else None)
@@ -583,11 +826,44 @@ class LogParser:
             inv.steps, inv.memory_peak = steps, peak
             inv.private["line_items"] = items[:16]
         if obj is not None:
-            task_id = F.find(obj, "taskId")
+            task_id = obj["taskId"] if "taskId" in obj else F.find(obj, "taskId")
             if isinstance(task_id, str):
                 inv.private["task_id"] = F.short_text(task_id)
         self._stats.invoices += 1
         out.append(inv)
+
+
+def _without_ansi(lines: list[str], text: str) -> list[str]:
+    """`lines` (joined with newlines in `text`) with colour codes removed, scanning only the lines
+    that have an escape character."""
+    out = list(lines)
+    i = 0  # index of the line that starts at offset `at` of `text`
+    at = 0
+    p = text.find("\x1b")
+    while p >= 0:
+        i += text.count("\n", at, p)
+        out[i] = _ANSI_RE.sub("", out[i])
+        end = text.find("\n", p)
+        if end < 0:
+            break
+        at = end + 1
+        i += 1
+        p = text.find("\x1b", at)
+    return out
+
+
+def _slot_of(msg: str) -> tuple | None:
+    """`(semaphore, action, active, capacity)` of a `Semaphore <name> ...` message, or None."""
+    name = msg[10:].partition(" ")[0]
+    i = msg.find("Using slot ", 10)
+    m = _USING_RE.match(msg, i + 11) if i >= 0 else None
+    if m is not None:
+        return (name, "acquired", int(m.group(1)), int(m.group(2)))
+    i = msg.find("Released slot (", 10)
+    m = _USING_RE.match(msg, i + 15) if i >= 0 else None
+    if m is not None:
+        return (name, "released", int(m.group(1)), int(m.group(2)))
+    return None
 
 
 def parse_lines(lines: Iterable[str]) -> tuple[list, ParseStats]:

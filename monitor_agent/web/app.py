@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
+from ..errors import FederationError
 from . import api, dashboard, prometheus, ws
 from .auth import ensure_api_token
 from .responses import error_response
@@ -75,6 +77,13 @@ def create_app(agent: Any, *, token: str | None = None, options: WebOptions | No
         if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
             headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
         return error_response(status, message, headers)
+
+    @app.errorhandler(FederationError)
+    @app.errorhandler(sqlite3.Error)
+    def _database_fault(exc: Exception):
+        # A real fault (disk full, locked, closed store): logged, and said plainly; local data is intact.
+        log.error("database error answering %s %s: %s", request.method, request.path, exc)
+        return error_response(503, f"database unavailable: {exc}")
 
     @app.errorhandler(Exception)
     def _fault(exc: Exception):

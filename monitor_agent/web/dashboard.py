@@ -78,6 +78,7 @@ def settings():
     ctx = _common("settings")
     ctx["settings"] = ser.settings(state().agent)
     ctx["token_path"] = state().token_path
+    ctx["retention_days"] = state().agent.config.task_retention_days
     return render_template("settings.html", **ctx)
 
 

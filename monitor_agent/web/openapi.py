@@ -237,6 +237,7 @@ def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
 
 _BAD = _error("A bad parameter; the message names it.")
 _UNAUTH = _error("Missing or wrong bearer token.")
+_UNAVAILABLE = _error("The database is unavailable (disk full, locked, damaged); the agent log has details.")
 
 
 def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -246,7 +247,7 @@ def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _get(
     summary: str, schema: str, params: list[dict[str, Any]] | None = None, **extra: Any
 ) -> dict[str, Any]:
-    responses = {"200": _ok(schema), "400": _BAD}
+    responses = {"200": _ok(schema), "400": _BAD, "503": _UNAVAILABLE}
     responses.update(extra)
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     if params:
@@ -307,6 +308,7 @@ def _document() -> dict[str, Any]:
                     "400": _BAD,
                     "401": _UNAUTH,
                     "413": _error("Body over 16 KiB."),
+                    "503": _UNAVAILABLE,
                 },
             },
         },
@@ -323,6 +325,7 @@ def _document() -> dict[str, Any]:
                     "400": _BAD,
                     "401": _UNAUTH,
                     "413": _error("Body over 16 KiB."),
+                    "503": _UNAVAILABLE,
                 },
             }
         },

@@ -16,7 +16,7 @@ from .. import __version__
 NEVER_SHARED = (
     "Wallet address or any 0x address",
     "Private keys",
-    "Execution ids, task ids and task hashes of this node",
+    "This node's execution ids, TrueBit task ids and task hashes",
     "Block hashes",
     "Task inputs and outputs",
     "Log text",
@@ -28,6 +28,8 @@ SHARED = (
     "Chain id (for example 1 for Ethereum)",
     "Block number (left out in strict privacy mode)",
     "Task type (for example wasm)",
+    "A stand-in task id (global-task-…) made with a secret kept on this machine: it cannot be traced"
+    " back to the real task",
     "Task status: received, completed or failed",
     "Execution time in milliseconds",
     "Timestamp, to the second",
@@ -76,7 +78,16 @@ def _bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
+_FEDERATION_TASK_KEYS = frozenset(
+    ("taskId", "chainId", "blockNumber", "taskType", "status", "executionTimeMs", "receivedAt", "sourceNode")
+)
+_PEER_KEYS = frozenset(("nodeId", "region", "online", "tasksReported", "lastSeen"))
+
+
 def federation_task(row: Any) -> dict[str, Any]:
+    # Fast path: the store already answers this exact shape (the list endpoint's hot loop).
+    if type(row) is dict and row.keys() == _FEDERATION_TASK_KEYS:
+        return row
     return {
         "taskId": _get(row, "taskId", "task_id"),
         "chainId": _int(_get(row, "chainId", "chain_id")),
@@ -90,6 +101,8 @@ def federation_task(row: Any) -> dict[str, Any]:
 
 
 def peer(row: Any) -> dict[str, Any]:
+    if type(row) is dict and row.keys() == _PEER_KEYS:
+        return row
     return {
         "nodeId": _get(row, "nodeId", "node_id"),
         "region": _get(row, "region", default="UNKNOWN") or "UNKNOWN",

@@ -35,7 +35,9 @@ from ._options import fail, handle_errors, open_spec, spec_option
 @click.option("--forks", default=10, show_default=True, help="Hosts worked on in parallel.")
 @click.option("--show-skipped", is_flag=True, help="Also print tasks skipped on a host.")
 @click.option("--new-user", default=None, help="rotate-credentials: name of the new monitor user.")
-@click.option("--old-user", default="monitor", show_default=True, help="rotate-credentials: the user it replaces.")
+@click.option(
+    "--old-user", default="monitor", show_default=True, help="rotate-credentials: the user it replaces."
+)
 @click.option(
     "--grace-period",
     default=60,
@@ -87,7 +89,10 @@ def command(
     extra = None
     if playbook == "rotate-credentials":
         if not new_user:
-            fail("--playbook rotate-credentials needs --new-user NAME (the monitor user replacing --old-user)", 2)
+            fail(
+                "--playbook rotate-credentials needs --new-user NAME (the monitor user replacing --old-user)",
+                2,
+            )
         try:
             extra = _deploy.rotation_vars(spec, old_user, new_user, grace_period, create=not check)
         except _deploy.DeployError as exc:

@@ -11,6 +11,7 @@ import pytest
 
 from monitor_agent.config import read_settings
 from monitor_agent.errors import FederationError
+from monitor_agent.identity import load_identity
 
 from .conftest import agent_env, task_event, wait_for
 
@@ -91,8 +92,6 @@ def test_settings_apply_live_and_persist(module_seed, make_agent, raw_nats, tmp_
 
 
 def test_receive_switch_unsubscribes_live(module_seed, make_agent, raw_nats, tmp_path):
-    from monitor_agent.identity import load_identity
-
     agent = make_agent(agent_env(module_seed.url_for("monitor"), tmp_path / "r"))
     wait_for(lambda: agent.status()["connected"], what="connected")
     pub = raw_nats(module_seed.url_for("monitor"))

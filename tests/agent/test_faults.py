@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 import trustme
 
+from monitor_agent.identity import load_identity
 from monitor_agent.protocol import FederationState
 from tests.plugins.tools import free_port
 
@@ -121,9 +123,20 @@ def test_cluster_failover_keeps_buffered_messages(seed_factory, make_agent, tmp_
     other = (index + 1) % 3
     b = make_agent(agent_env(urls[other], tmp_path / "b"))
     wait_for(lambda: b.status()["connected"], what="B connected")
-    # The route works (a task crosses servers) before anything is stopped.
-    a.submit_task_event(task_event("received", "exec-before", chain_id=1, task_type="js"))
-    wait_for(lambda: b.store.query_federation_tasks(10)[1] == 1, what="task across the cluster")
+    # The routes work (a task crosses servers) before anything is stopped; until the cluster has
+    # formed and B's interest has propagated, core NATS drops a probe, so probe until one lands.
+    probes = 0
+
+    def crossed() -> bool:
+        nonlocal probes
+        a.submit_task_event(task_event("received", f"probe-{probes}", chain_id=1, task_type="js"))
+        probes += 1
+        time.sleep(0.1)
+        return b.store.query_federation_tasks(1)[1] > 0
+
+    wait_for(crossed, timeout=15, what="a task across the cluster")
+    time.sleep(0.3)
+    baseline = b.store.query_federation_tasks(1)[1]
 
     seed.stop(seed.names[index])
     time.sleep(0.2)
@@ -131,5 +144,36 @@ def test_cluster_failover_keeps_buffered_messages(seed_factory, make_agent, tmp_
         a.submit_task_event(task_event("received", f"exec-{i}", chain_id=1, task_type="js"))
     wait_for(lambda: a.status()["connected"], timeout=5, what="A failed over")
     assert f":{seed.spec.servers[index].client_port}" not in a.federation.connected_url()
-    wait_for(lambda: b.store.query_federation_tasks(10)[1] == 6, what="all tasks at B after failover")
+    wait_for(
+        lambda: b.store.query_federation_tasks(1)[1] == baseline + 5, what="all tasks at B after failover"
+    )
     assert a.status()["state"] == FederationState.CONNECTED.value
+
+
+def test_publish_permission_violation_is_fed_010_and_receiving_goes_on(
+    module_seed, make_agent, raw_nats, tmp_path
+):
+    # The observer user may subscribe but not publish: the seed refuses our presence and tasks.
+    agent = make_agent(agent_env(module_seed.url_for("observer"), tmp_path / "obs"))
+    status = wait_for(
+        lambda: (s := agent.status())["lastError"] and s["lastError"]["code"] == "FED_010" and s,
+        what="FED_010 after a refused publish",
+    )
+    assert (
+        status["state"] == "CONNECTED" and "permissions violation" in status["lastError"]["message"].lower()
+    )
+    peer = load_identity(tmp_path / "peer")
+    msg = {
+        "v": 1,
+        "event": "node_online",
+        "nodeId": peer.node_id,
+        "timestamp": "2024-01-15T10:30:00Z",
+        "region": "SA",
+        "version": "1.0",
+        "tasksReported": 0,
+    }
+    payload = json.dumps(msg).encode()
+    raw_nats(module_seed.url_for("monitor")).publish(
+        f"tbfed.v1.presence.{peer.node_id}", payload, peer.headers(payload)
+    )
+    wait_for(lambda: agent.store.list_peers(), what="the observer still receives")

@@ -170,9 +170,9 @@ def test_flood_of_10000_is_rate_limited_and_b_stays_connected(pair, raw_nats, tm
         items.append((f"tbfed.v1.task.{ident.node_id}", payload, headers))
     start = time.monotonic()
     flooder.publish_many(items)
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 20  # ~1 s on an idle machine; generous for a loaded CI box
     counters = wait_for(
-        lambda: (c := b.federation.counters()) and c["received"] >= 10_000 and c,
+        lambda: (c := b.federation.counters()) and c["accepted"] + sum(c["drops"].values()) >= 10_000 and c,
         timeout=30,
         what="10 000 messages processed",
     )

@@ -20,7 +20,6 @@ from click.testing import CliRunner
 from seed import natsbin
 from seed.cli import cli
 from seed.render import render_server
-
 from tests.plugins.tools import free_port
 
 from .cluster import make_cluster, wait_until
@@ -96,11 +95,15 @@ def test_user_change_reloads_and_only_a_listener_change_restarts(cluster):
     before = {n: cluster.process_start(n) for n in cluster.names}
     servers = [dict(s) for s in cluster.data["servers"]]
     servers[0]["monitor_port"] = free_port()
-    cluster.rewrite(users=cluster.data["users"] + [{"name": "observer2", "role": "observer"}], servers=servers)
+    cluster.rewrite(
+        users=cluster.data["users"] + [{"name": "observer2", "role": "observer"}], servers=servers
+    )
     result = cluster.deploy()
     assert result.ok, cluster.output()
     reloaded = {h for h, task in result.changed_tasks if task.endswith("Reload nats-server (SIGHUP)")}
-    started = {h for h, task in result.changed_tasks if task.endswith("Start nats-server as a detached process")}
+    started = {
+        h for h, task in result.changed_tasks if task.endswith("Start nats-server as a detached process")
+    }
     assert reloaded == {"seed-2", "seed-3"}
     assert started == {"seed-1"}
     assert "restart required: monitoring listen" in cluster.output()
@@ -143,7 +146,16 @@ def test_check_mode_shows_the_diff_and_changes_nothing(cluster):
     try:
         res = CliRunner().invoke(
             cli,
-            ["deploy", "--spec", str(cluster.spec_path), "-i", str(cluster.inventory), "--check", "--limit", "seed-1"],
+            [
+                "deploy",
+                "--spec",
+                str(cluster.spec_path),
+                "-i",
+                str(cluster.inventory),
+                "--check",
+                "--limit",
+                "seed-1",
+            ],
         )
     finally:
         cluster.rewrite(limits={k: v for k, v in cluster.data["limits"].items() if k != "max_connections"})

@@ -170,3 +170,14 @@ def test_seed_stops_in_lame_duck_mode_within_its_grace_period():
     from seed.spec import Limits
 
     assert grace > Limits().lame_duck_duration_s + Limits().lame_duck_grace_period_s
+
+
+def test_seed_compose_default_config_is_where_seedctl_render_writes_it():
+    """`cd configs && seedctl render --spec seed.example.yaml` then `docker compose ... up` needs no variable."""
+    from seed.render import CONF_NAME
+    from seed.spec import load_spec
+
+    spec = load_spec(SEED_COMPOSE.parent / "seed.example.yaml")
+    expected = spec.rendered_dir / spec.servers[0].name / CONF_NAME
+    source = _seed_service()["volumes"][0].split(":")[0]
+    assert (SEED_COMPOSE.parent / source).resolve() == expected.resolve()

@@ -143,6 +143,8 @@ def test_demo_runs_a_federation_and_ctrl_c_leaves_nothing(nats_server_bin):
 def test_demo_rejects_a_data_dir_that_is_a_file(tmp_path):
     path = tmp_path / "not-a-dir"
     path.write_text("x")
-    r = subprocess.run([*SEEDCTL, "demo", "--data-dir", str(path)], capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        [*SEEDCTL, "demo", "--data-dir", str(path)], capture_output=True, text=True, timeout=30
+    )
     assert r.returncode == 2
     assert "--data-dir" in r.stderr and "Traceback" not in r.stderr

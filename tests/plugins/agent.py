@@ -87,7 +87,10 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0):
     server = make_server(host, port, app, threaded=True)
     # A short poll interval: shutdown() waits up to one interval (tests stop many servers).
     thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"wsgi:{server.server_port}", daemon=True
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        name=f"wsgi:{server.server_port}",
+        daemon=True,
     )
     thread.start()
     return server, thread

@@ -97,7 +97,11 @@ def test_health_ready_metrics(seeded_agent, openapi):
     a = seeded_agent
     assert openapi.check(a.get("/api/health"))["status"] == "ok"
     ready = openapi.check(a.get("/api/ready"))
-    assert ready == {"ready": True, "database": "writable", "federation": {"enabled": False, "state": "DISABLED"}}
+    assert ready == {
+        "ready": True,
+        "database": "writable",
+        "federation": {"enabled": False, "state": "DISABLED"},
+    }
     text = a.get("/metrics").text
     for needle in (
         'monitor_agent_tasks{status="completed"} 1.0',
@@ -182,7 +186,11 @@ def test_raw_bodies_size_limits_and_unknown_paths(agent_factory, openapi):
 
 def test_write_endpoints_need_the_token(agent_factory, openapi):
     a = agent_factory(start=False)
-    for headers in ({}, {"Authorization": "Bearer wrong-token-wrong-token"}, {"Authorization": f"Basic {a.token}"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong-token-wrong-token"},
+        {"Authorization": f"Basic {a.token}"},
+    ):
         for path, body in (("/api/federation/settings", {"enabled": True}), ("/api/federation/clear", None)):
             r = a.client.post(path, json=body, headers=headers)
             assert r.status_code == 401, (path, headers)
@@ -223,3 +231,15 @@ def test_clear_deletes_every_received_row_and_peer(seeded_agent, openapi):
     assert a.get("/api/federation/tasks/global").json()["total"] == 0
     assert a.get("/api/federation/peers").json()["total"] == 0
     assert a.get("/api/tasks").json()["total"] == 3, "the node's own history stays"
+
+
+def test_a_database_fault_is_a_logged_503_and_the_server_keeps_answering(agent_factory, openapi, caplog):
+    a = agent_factory(start=False)
+    a.agent.store.close()  # what a vanished or broken database file looks like to the web layer
+    r = a.get("/api/federation/tasks/global")
+    assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"
+    assert "database" in r.json()["error"]["message"]
+    assert any("database error" in rec.getMessage() for rec in caplog.records)
+    ready = a.get("/api/ready")
+    assert ready.status_code == 503 and openapi.check(ready)["ready"] is False
+    assert a.get("/api/health").status_code == 200, "liveness is not readiness"

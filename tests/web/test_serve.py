@@ -60,7 +60,11 @@ def test_unusable_database_stops_with_a_clear_line(tmp_path, port_factory):
     data.mkdir()
     (data / "truebit-monitor.db").write_bytes(b"this is not a database" * 100)
     r = subprocess.run(
-        [MONITOR_AGENT, "run"], env=agent_env(tmp_path, port_factory()), capture_output=True, text=True, timeout=60
+        [MONITOR_AGENT, "run"],
+        env=agent_env(tmp_path, port_factory()),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 1
     assert "FED_006" in r.stderr and "could not start" in r.stderr
@@ -124,7 +128,9 @@ def test_run_serves_under_gunicorn_and_stops_gracefully(tmp_path, port_factory, 
             for ws in clients:
                 ws.settimeout(5)
                 opcode, frame = ws.recv_data(control_frame=True)
-                codes.append(int.from_bytes(frame[:2], "big") if opcode == websocket.ABNF.OPCODE_CLOSE else -1)
+                codes.append(
+                    int.from_bytes(frame[:2], "big") if opcode == websocket.ABNF.OPCODE_CLOSE else -1
+                )
                 ws.close()
             rc = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 20)
             return presence, rc, codes
@@ -141,7 +147,7 @@ def test_run_serves_under_gunicorn_and_stops_gracefully(tmp_path, port_factory, 
     assert presence[0]["region"] == "EU-WEST"
     assert codes == [1001, 1001, 1001], "WebSocket clients told the agent is going away"
     assert "agent stopped" in output and "Traceback" not in output
-    assert "127.0.0.1:%d" % port in output, "bound to loopback by default"
+    assert f"127.0.0.1:{port}" in output, "bound to loopback by default"
     db = tmp_path / "data" / "truebit-monitor.db"
     assert not Path(str(db) + "-wal").exists() or Path(str(db) + "-wal").stat().st_size == 0
     with sqlite3.connect(db) as conn:
