@@ -3,18 +3,21 @@ monitor_agent/commands/<name>.py and exposes a click command named `command`."""
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 import sys
 
 import click
 
 from . import __version__
 from . import commands as _commands
+from .lazy_cli import LazyGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup,
+    commands_package=_commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="monitor-agent")
 def cli() -> None:
     """Watch a TrueBit node's tasks locally and, only if you opt in
@@ -24,19 +27,6 @@ def cli() -> None:
     a malformed value stops start-up with one line naming it.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def _register() -> None:
-    for info in sorted(pkgutil.iter_modules(_commands.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{_commands.__name__}.{info.name}")
-        command = getattr(module, "command", None)
-        if command is not None:
-            cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

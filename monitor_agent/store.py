@@ -282,6 +282,8 @@ class Store:
         self._stats_lock = threading.Lock()
         self._window = _Window24h()
         self._fed_total = 0
+        # Rows per chain id, so `total` of a chainId-filtered page is not a COUNT(*) per request.
+        self._chain_totals: dict[int, int] = {}
         self._peers: dict[str, PeerState] = {}
         self._load_memory_views()
         # Writer thread state.
@@ -344,6 +346,7 @@ class Store:
         conn = self._wconn
         now = now_ms()
         self._fed_total = conn.execute("SELECT COUNT(*) FROM federation_tasks").fetchone()[0]
+        self._chain_totals = self._count_chains(conn)
         rows = conn.execute(
             """SELECT received_at / ? AS m, SUM(first),
                       SUM(event = 'task_completed'), SUM(event = 'task_failed'),
@@ -360,6 +363,13 @@ class Store:
         ):
             stats = json.loads(r[8]) if r[8] else None
             self._peers[r[0]] = PeerState(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], stats)
+
+    @staticmethod
+    def _count_chains(conn: sqlite3.Connection) -> dict[int, int]:
+        # One pass over the (chain_id, received_at) index; run at open and after retention.
+        return dict(
+            conn.execute("SELECT chain_id, COUNT(*) FROM federation_tasks GROUP BY chain_id").fetchall()
+        )
 
     def _write(self, action: str, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run `fn` in one write transaction; FED_006 on any SQLite error (rolled back)."""
@@ -758,18 +768,31 @@ class Store:
                     list(snap.values()),
                 )
 
-        try:
-            self._write("storing received federation data", write)
-        except FederationError:
-            if counted[0]:
-                self._uncount_peer_tasks(stored)
-            raise
-        task_rows = sum(1 for kind, _ in batch if kind == "task")
-        self.duplicates += task_rows - len(stored)
+        # The write lock spans the insert and the in-memory counters, so a recount after retention
+        # never sees rows whose counters are not yet added (or the reverse).
+        with self._write_lock:
+            try:
+                self._write("storing received federation data", write)
+            except FederationError:
+                if counted[0]:
+                    self._uncount_peer_tasks(stored)
+                raise
+            task_rows = sum(1 for kind, _ in batch if kind == "task")
+            self.duplicates += task_rows - len(stored)
+            self._count_stored(stored)
+        if stored:
+            if self.on_federation_stored is not None:
+                try:
+                    self.on_federation_stored([r for r, _ in stored])
+                except Exception:
+                    log.exception("federation stored callback failed")
+
+    def _count_stored(self, stored: list) -> None:
         if stored:
             with self._stats_lock:
                 self._fed_total += len(stored)
                 for row, first in stored:
+                    self._chain_totals[row.chain_id] = self._chain_totals.get(row.chain_id, 0) + 1
                     completed = row.event == "task_completed"
                     exec_ms = (
                         row.execution_time_ms if completed and row.execution_time_ms is not None else None
@@ -784,11 +807,6 @@ class Store:
                             int(exec_ms is not None),
                         ),
                     )
-            if self.on_federation_stored is not None:
-                try:
-                    self.on_federation_stored([r for r, _ in stored])
-                except Exception:
-                    log.exception("federation stored callback failed")
 
     def _count_peer_tasks(self, stored: list) -> None:
         # A new task from a peer raises its reported count until its next presence message says otherwise.
@@ -821,8 +839,11 @@ class Store:
             params.append(since_ms)
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         conn = self._reader()
-        if clauses:
+        if since_ms is not None:
             total = conn.execute(f"SELECT COUNT(*) FROM federation_tasks {where}", params).fetchone()[0]  # noqa: S608 - fixed column lists, values bound
+        elif chain_id is not None:
+            with self._stats_lock:
+                total = self._chain_totals.get(int(chain_id), 0)
         else:
             total = self._fed_total
         rows = conn.execute(
@@ -875,6 +896,7 @@ class Store:
             counts = self._write("clearing federation data", clear)
             with self._stats_lock:
                 self._fed_total = 0
+                self._chain_totals.clear()
                 self._window.clear()
                 self._peers.clear()
         return counts
@@ -901,6 +923,11 @@ class Store:
             if n < RETENTION_BATCH:
                 break
             time.sleep(0.01)  # let other writers in between batches
+        if deleted_tasks:
+            with self._write_lock:
+                chains = self._count_chains(self._wconn)
+            with self._stats_lock:
+                self._chain_totals = chains
         deleted_peers = self._write(
             "deleting expired peers",
             lambda c: c.execute("DELETE FROM federation_peers WHERE last_seen < ?", (cutoff,)).rowcount,

@@ -3,18 +3,22 @@ and exposes a click command (or group) named `command`; this module only gathers
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 import sys
 
 import click
+
+from monitor_agent.lazy_cli import LazyGroup
 
 from . import __version__
 from . import commands as _commands
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup,
+    commands_package=_commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="seedctl")
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens in detail (to stderr).")
 def cli(verbose: bool) -> None:
@@ -33,19 +37,6 @@ def cli(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-
-
-def _register() -> None:
-    for info in sorted(pkgutil.iter_modules(_commands.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{_commands.__name__}.{info.name}")
-        command = getattr(module, "command", None)
-        if command is not None:
-            cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

@@ -59,7 +59,12 @@ _INVOICE_ID_RE = re.compile(r"\b\d{18,30}\b")
 _METRICS_MARK = "Command execution stdout:"
 # An entry with fewer continuation lines than this cannot reach MAX_ENTRY_CHARS (lines are capped).
 _SAFE_CONT = MAX_ENTRY_CHARS // MAX_LINE_CHARS
-_LIMIT_NAMES = (("gas", "gas_limit"), ("memory", "memory_limit"), ("call", "call_limit"), ("frame", "frame_limit"))
+_LIMIT_NAMES = (
+    ("gas", "gas_limit"),
+    ("memory", "memory_limit"),
+    ("call", "call_limit"),
+    ("frame", "frame_limit"),
+)
 _SECONDS = {f":{n:02d}": timedelta(seconds=n) for n in range(60)}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NOTHING: tuple = ()
@@ -153,7 +158,13 @@ class LogParser:
                     out = _NOTHING if self._hdr is None else self._finish()
                     if msg[-1:] == "\r":
                         msg = msg[:-1]
-                    self._hdr = (pos, self._at(ts), _LEVEL_OF.get(level) or LEVELS.get(level.lower()), logger, msg)
+                    self._hdr = (
+                        pos,
+                        self._at(ts),
+                        _LEVEL_OF.get(level) or LEVELS.get(level.lower()),
+                        logger,
+                        msg,
+                    )
                     self._chars = len(msg)
                     return out
                 m = _DATE_RE.match(line)

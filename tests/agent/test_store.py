@@ -221,3 +221,34 @@ def test_stats_and_queries_stay_fast_with_many_rows(tmp_path):
     rows, total = s.query_federation_tasks(100)
     assert total == 200_000 and len(rows) == 100 and time.perf_counter() - t < 0.05
     s.close()
+
+
+def test_chain_filtered_totals_match_a_recount_through_insert_retention_reopen_and_clear(tmp_path):
+    """`total` of a chainId page comes from kept counters: it must always equal COUNT(*)."""
+
+    def recount(s, chain):
+        with sqlite3.connect(s.path) as c:
+            return c.execute("SELECT COUNT(*) FROM federation_tasks WHERE chain_id = ?", (chain,)).fetchone()[
+                0
+            ]
+
+    s = Store(tmp_path / "t.db")
+    old = now_ms() - 8 * DAY_MS
+    for n in range(30):
+        s.enqueue_federation_task(
+            row(n=n, chain=(1, 43113, 43114)[n % 3], received_at=old if n < 9 else None)
+        )
+    s.enqueue_federation_task(row(n=10, chain=43113))  # duplicate: not counted twice
+    s.flush()
+    for chain in (1, 43113, 43114, 7):
+        assert s.query_federation_tasks(5, chain_id=chain)[1] == recount(s, chain)
+    assert s.query_federation_tasks(5, chain_id=1)[1] == 10
+    s.run_retention()
+    for chain in (1, 43113, 43114):
+        assert s.query_federation_tasks(5, chain_id=chain)[1] == recount(s, chain) == 7
+    s.close()
+    s = Store(tmp_path / "t.db")
+    assert s.query_federation_tasks(5, chain_id=43114)[1] == 7
+    s.clear_federation()
+    assert s.query_federation_tasks(5, chain_id=43114) == ([], 0)
+    s.close()
