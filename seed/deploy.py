@@ -380,6 +380,19 @@ def run_playbook(
         )
         reporter.result.rc = runner.rc if runner.rc is not None else 1
         reporter.result.status = runner.status
+        if reporter.result.rc == 0 and not reporter.result.stats:
+            # ansible-playbook calls a run on zero hosts a success; an operator would not.
+            groups = {
+                "seed.yml": "nats_seeds",
+                "monitor.yml": "monitors",
+                "rotate-credentials.yml": "nats_seeds",
+            }
+            group = groups.get(book.name, "nats_seeds")
+            where = f" matching --limit {limit}" if limit else ""
+            reporter.result.rc = 1
+            reporter.result.failures.append(
+                Failure("-", book.name, f"no host ran: {inventory} has no host in group {group}{where}")
+            )
         if keep_artifacts is not None:
             shutil.copytree(private / "artifacts", keep_artifacts, dirs_exist_ok=True)
         if not reporter.result.stats and runner.rc != 0:

@@ -119,12 +119,11 @@ class Cluster:
 
     def stop_all(self) -> None:
         """Stop every server the role started (teardown; also after a failed test)."""
-        for name in self.names:
-            pid = self.pid(name)
-            if pid is None:
-                continue
+        pids = [pid for pid in (self.pid(n) for n in self.names) if pid]
+        for pid in pids:  # signal all first: they shut down in parallel
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        for pid in pids:
             with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):
                 psutil.Process(pid).wait(10)
 

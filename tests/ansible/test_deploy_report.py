@@ -1,0 +1,79 @@
+"""seed.deploy's pure parts: spec -> extra variables, and ansible-runner events -> terminal lines."""
+
+from __future__ import annotations
+
+from seed import deploy, lifecycle
+from seed.render import render_server
+
+
+def test_extravars_carry_the_render_context_peers_and_restart_facts(seed_factory):
+    handle = seed_factory(servers=3, start=False)
+    spec = handle.spec
+    out = deploy.deploy_vars(spec)
+    assert set(out["nats_seed_servers"]) == {"seed-1", "seed-2", "seed-3"}
+    s1 = out["nats_seed_servers"]["seed-1"]
+    assert s1["peers"] == ["seed-2", "seed-3"]
+    assert s1["monitor_url"] == spec.server("seed-1").monitor_url
+    assert s1["restart_facts"] == lifecycle.restart_facts(spec, spec.server("seed-1"))
+    assert s1["context"]["server"] == {"name": "seed-1"}
+    # the monitors get every seed URL and the monitor credentials, the seeds only hashes
+    user, password = handle.credentials("monitor")
+    assert out["monitor_agent_seed_urls"] == spec.client_urls
+    assert out["monitor_agent_credentials"] == f"{user}:{password}"
+    assert password not in str(out["nats_seed_servers"])
+    assert "$2b$" in render_server(spec, spec.server("seed-1"))
+
+
+def _ev(event, host="seed-1", task="Do it", **data):
+    return {"event": event, "event_data": {"host": host, "task": task, "role": "nats_seed", **data}}
+
+
+def test_reporter_prints_a_line_per_task_and_host_then_summary_and_failures():
+    lines: list[str] = []
+    r = deploy.Reporter(lines.append)
+    r.event({"event": "playbook_on_play_start", "event_data": {"play": "Converge"}})
+    r.event(_ev("runner_on_ok", res={"changed": True}))
+    r.event(_ev("runner_on_ok", host="seed-2", res={"changed": False}))
+    r.event(_ev("runner_on_skipped", host="seed-3"))
+    r.event(
+        _ev(
+            "runner_on_failed",
+            host="seed-3",
+            task="Render",
+            res={"msg": "failed to validate", "stderr": "bad"},
+        )
+    )
+    r.event(
+        {
+            "event": "playbook_on_stats",
+            "event_data": {
+                "ok": {"seed-1": 3, "seed-2": 2},
+                "changed": {"seed-1": 1},
+                "failures": {"seed-3": 1},
+            },
+        }
+    )
+    r.result.rc = 2
+    deploy.report(r.result, lines.append)
+    text = "\n".join(lines)
+    assert lines[0] == "PLAY Converge"
+    assert "changed     seed-1" in text and "ok          seed-2" in text
+    assert "seed-3        nats_seed : Do it" not in text  # skipped lines only with --show-skipped
+    assert r.result.changed_tasks == [("seed-1", "nats_seed : Do it")]
+    assert [(f.host, f.task, f.message) for f in r.result.failures] == [
+        ("seed-3", "nats_seed : Render", "failed to validate | bad")
+    ]
+    assert "host seed-3, task 'nats_seed : Render':" in text
+    table = [line for line in lines if line.startswith(("host ", "seed-"))]
+    assert table[0].split() == ["host", "ok", "changed", "failed", "unreachable", "skipped"]
+    assert table[1].split() == ["seed-1", "3", "1", "0", "0", "0"]
+    assert table[3].split() == ["seed-3", "0", "0", "1", "0", "0"]
+
+
+def test_runner_env_puts_this_venv_first_on_path():
+    import sys
+    from pathlib import Path
+
+    env = deploy.runner_env()
+    assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+    assert env["ANSIBLE_GATHERING"] == "explicit" and env["ANSIBLE_PIPELINING"] == "True"
