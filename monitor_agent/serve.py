@@ -4,19 +4,28 @@ Why one worker: the agent owns one NATS connection and one SQLite writer. Why bu
 worker (not preloaded in the master): the federation thread and database handles must not
 cross a fork. Shutdown: SIGTERM (or Ctrl-C) -> WebSocket clients are closed, in-flight requests
 finish, then `worker_exit` stops the agent (presence `node_offline` sent, database closed).
+
+Memory: `monitor-agent run` checks the configuration, then replaces itself (exec) with
+`python -m monitor_agent.serve`, a lean gunicorn master that imports neither click nor the
+agent; the worker loads the configuration and the agent after the fork. Resident memory
+summed over master and worker is what an operator's `ps` shows, so the master carries only
+gunicorn.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
-from .config import Config
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger("monitor_agent.serve")
 
@@ -97,21 +106,30 @@ def _sources(config: Config, agent: Any) -> list:
 class AgentServer(BaseApplication):
     """gunicorn embedded: bind, one gthread worker, our hooks; no config file or argv parsing."""
 
-    def __init__(self, config: Config, token: str, options: ServeOptions | None = None):
+    def __init__(
+        self,
+        config: Config | None,
+        token: str | None,
+        options: ServeOptions | None = None,
+        *,
+        bind: tuple[str, int] | None = None,
+    ):
+        # config/token None: loaded in the worker from the environment (see `main`).
         self.agent_config = config
         self.token = token
         self.options = options or ServeOptions()
+        self.bind = bind or (config.monitor_host, config.monitor_port)
         super().__init__()
 
     def init(self, parser, opts, args):  # pragma: no cover - BaseApplication never parses argv here
         return None
 
     def load_config(self) -> None:
-        c, o = self.agent_config, self.options
+        o = self.options
         settings = {
-            "bind": [f"{_bind_host(c.monitor_host)}:{c.monitor_port}"],
+            "bind": [f"{_bind_host(self.bind[0])}:{self.bind[1]}"],
             "workers": 1,
-            "worker_class": f"{__name__}.AgentWorker",
+            "worker_class": "monitor_agent.serve.AgentWorker",
             "threads": o.threads,
             "graceful_timeout": o.graceful_timeout,
             "timeout": 60,
@@ -131,7 +149,14 @@ class AgentServer(BaseApplication):
 
     def load(self):
         try:
-            return build_agent_app(self.agent_config, self.token, self.options)
+            config, token = self.agent_config, self.token
+            if config is None:
+                from .config import load_config
+                from .web.auth import ensure_api_token
+
+                config = load_config()
+                token = ensure_api_token(config.api_token, config.data_dir).value
+            return build_agent_app(config, token, self.options)
         except Exception as exc:
             # One clear line; the arbiter then stops with a boot error that `run` reports.
             log.error("monitor-agent could not start: %s", exc)
@@ -145,3 +170,43 @@ def _bind_host(host: str) -> str:
     if ":" in host and not host.startswith("["):
         return f"[{host}]"
     return host
+
+
+# gunicorn's arbiter exits with these when the worker cannot boot or load the app.
+BOOT_FAILURES = (3, AGENT_BOOT_FAILED)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The lean master `monitor-agent run` execs into (configuration already checked there)."""
+    parser = argparse.ArgumentParser(prog="python -m monitor_agent.serve")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--access-log", action="store_true")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    options = ServeOptions(
+        threads=args.threads,
+        ws_max_clients=args.threads - 8,
+        access_log=args.access_log,
+        log_level=args.log_level,
+    )
+    master = os.getpid()
+    try:
+        AgentServer(None, None, options, bind=(args.host, args.port)).run()
+    except SystemExit as exc:
+        # The worker is a fork of this process: its exit status is gunicorn's business, not ours.
+        if os.getpid() == master and exc.code in BOOT_FAILURES:
+            print(
+                "monitor-agent: stopped: the agent could not start (the reason is logged above)",
+                file=sys.stderr,
+            )
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -13,11 +13,7 @@ import click
 from .. import __version__
 from ..config import load_config
 from ..errors import ConfigError
-from ..serve import AgentServer, ServeOptions
 from ..web.auth import ensure_api_token
-
-# gunicorn's arbiter exits with these when the worker cannot boot or load the app.
-_BOOT_FAILURES = (3, 4)
 
 
 def _port_free(host: str, port: int) -> OSError | None:
@@ -86,17 +82,26 @@ def command(threads: int, access_log: bool) -> None:
         f"monitor-agent {__version__}: dashboard and API on http://{config.monitor_host}:{config.monitor_port}/"
         f" · federation {fed} · data in {config.data_dir}"
     )
-    options = ServeOptions(
-        threads=threads,
-        ws_max_clients=threads - 8,
-        access_log=access_log,
-        log_level=config.log_level.lower(),
-    )
-    master = os.getpid()
-    try:
-        AgentServer(config, token.value, options).run()
-    except SystemExit as exc:
-        # The worker is a fork of this process: its exit status is gunicorn's business, not ours.
-        if os.getpid() == master and exc.code in _BOOT_FAILURES:
-            _fail("stopped: the agent could not start (the reason is logged above)", 1)
-        raise
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Become the lean gunicorn master (see monitor_agent/serve.py): same pid, same signals.
+    argv = [
+        sys.executable,
+        "-m",
+        "monitor_agent.serve",
+        "--host",
+        config.monitor_host,
+        "--port",
+        str(config.monitor_port),
+        "--threads",
+        str(threads),
+        "--log-level",
+        config.log_level.lower(),
+    ]
+    if access_log:
+        argv.append("--access-log")
+    env = dict(os.environ)
+    # Two malloc arenas instead of one per thread: each WebSocket client holds a server thread,
+    # and per-thread arenas would keep their freed memory resident.
+    env.setdefault("MALLOC_ARENA_MAX", "2")
+    os.execve(sys.executable, argv, env)  # noqa: S606 - our own interpreter, fixed argv
