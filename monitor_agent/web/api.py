@@ -13,7 +13,7 @@ from .. import __version__
 from . import serializers as ser
 from .auth import bearer_matches
 from .openapi import openapi_document
-from .responses import error_response, json_response
+from .responses import error_response, json_response, raw_json_response
 from .state import state
 from .validation import (
     BadRequest,
@@ -111,8 +111,8 @@ def federation_status():
 @bp.get("/federation/tasks/global")
 def federation_tasks():
     q = parse_global_tasks(request.args.to_dict(flat=False))
-    rows, total = state().agent.store.query_federation_tasks(q.limit, q.chain_id, q.since)
-    return json_response({"tasks": [ser.federation_task(r) for r in rows], "total": int(total)})
+    tasks_json, total = state().agent.store.query_federation_tasks_json(q.limit, q.chain_id, q.since)
+    return raw_json_response(f'{{"tasks":{tasks_json},"total":{int(total)}}}')
 
 
 @bp.get("/federation/peers")

@@ -31,6 +31,13 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
     return resp
 
 
+def raw_json_response(text: str, status: int = 200) -> Response:
+    """A response whose JSON text was already built (by SQLite, for the global feed)."""
+    resp = Response(text, status=status, mimetype="application/json")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     code = ERROR_CODES.get(status, "error")
     return json_response({"error": {"code": code, "message": message}}, status, headers)

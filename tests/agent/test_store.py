@@ -252,3 +252,45 @@ def test_chain_filtered_totals_match_a_recount_through_insert_retention_reopen_a
     s.clear_federation()
     assert s.query_federation_tasks(5, chain_id=43114) == ([], 0)
     s.close()
+
+
+def test_feed_page_built_by_sqlite_equals_the_row_page_and_the_python_shape(store):
+    """The API's JSON-in-SQL page must be the same page, order and shape as the Python rows."""
+    import json
+
+    from monitor_agent.store import iso
+
+    base = now_ms()
+    for n in range(40):
+        exec_ms = None if n % 7 == 0 else n * 3
+        store.enqueue_federation_task(
+            row(n=n, chain=(1, 43113)[n % 2], exec_ms=exec_ms, received_at=base + n * 999)
+        )
+    store.flush()
+    for chain, limit in ((None, 100), (1, 5), (43113, 100), (99, 10)):
+        rows, total = store.query_federation_tasks(limit, chain_id=chain)
+        text, total_json = store.query_federation_tasks_json(limit, chain_id=chain)
+        assert json.loads(text) == rows and total_json == total
+    rows, _ = store.query_federation_tasks(1)
+    assert rows[0]["receivedAt"] == iso(base + 39 * 999) and rows[0]["executionTimeMs"] == 39 * 3
+
+
+def test_cached_feed_pages_never_outlive_a_change(store):
+    """A cached JSON page is served only while no federation row was added or removed."""
+    import json
+
+    store.enqueue_federation_task(row(n=1, chain=1))
+    store.flush()
+    first, total = store.query_federation_tasks_json(100, chain_id=1)
+    assert total == 1 and store.query_federation_tasks_json(100, chain_id=1) == (first, 1)
+    store.enqueue_federation_task(row(n=2, chain=1))
+    store.flush()
+    text, total = store.query_federation_tasks_json(100, chain_id=1)
+    assert total == 2 and len(json.loads(text)) == 2
+    store.run_retention(now=now_ms() + 30 * DAY_MS)  # everything expires
+    assert store.query_federation_tasks_json(100, chain_id=1) == ("[]", 0)
+    store.enqueue_federation_task(row(n=3, chain=1))
+    store.flush()
+    assert store.query_federation_tasks_json(100, chain_id=1)[1] == 1
+    store.clear_federation()
+    assert store.query_federation_tasks_json(100, chain_id=1) == ("[]", 0)
