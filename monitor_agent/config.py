@@ -55,6 +55,8 @@ class Config:
     tls_enabled: bool = False
     credentials_file: Path | None = None
     tls_ca: Path | None = None
+    tls_cert: Path | None = None  # client certificate for mutual TLS (with tls_key)
+    tls_key: Path | None = None
     region: str = "UNKNOWN"
     subject_prefix: str = "tbfed"
     require_signatures: bool = True
@@ -148,6 +150,46 @@ def _file(name: str, raw: str) -> Path:
     return path
 
 
+def credentials_kind(text: str) -> str | None:
+    """What a FEDERATION_CREDENTIALS file holds: "creds", "nkey", "password", or None (unusable)."""
+    if "BEGIN NATS USER JWT" in text:
+        return "creds"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    if not lines:
+        return None
+    first = lines[0]
+    if first.startswith("SU") and ":" not in first:
+        return "nkey" if nkey_seed_ok(first) else None
+    user, sep, _password = first.partition(":")
+    return "password" if sep and user else None
+
+
+def nkey_seed_ok(seed: str) -> bool:
+    """Whether `seed` is a well-formed NKEY user seed (prefix, length, checksum)."""
+    import base64
+
+    import nkeys  # only agents with nkey credentials pay for the import
+
+    if not seed.startswith("SU") or len(seed) != 58:
+        return False
+    try:
+        raw = base64.b32decode(seed + "=" * (-len(seed) % 8))
+        return nkeys.crc16_checksum(raw[:-2]) == raw[-2:]
+    except ValueError:
+        return False
+
+
+def _credentials(name: str, raw: str) -> Path:
+    path = _file(name, raw)
+    try:
+        kind = credentials_kind(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        kind = None
+    if kind is None:  # the value named is the path, never the file's content (a secret)
+        raise ConfigError(name, raw, "a file holding user:password, a NATS .creds file, or an NKEY user seed (SU...)")
+    return path
+
+
 def _node_id(name: str, raw: str) -> str:
     value = raw.strip()
     if not NODE_ID_RE.match(value):
@@ -213,8 +255,10 @@ _ENV = {
         lambda n, r: _int(n, r, 100, 3_600_000),
     ),
     "FEDERATION_TLS_ENABLED": ("tls_enabled", _bool),
-    "FEDERATION_CREDENTIALS": ("credentials_file", _file),
+    "FEDERATION_CREDENTIALS": ("credentials_file", _credentials),
     "FEDERATION_TLS_CA": ("tls_ca", _file),
+    "FEDERATION_TLS_CERT": ("tls_cert", _file),
+    "FEDERATION_TLS_KEY": ("tls_key", _file),
     "FEDERATION_REGION": ("region", lambda n, r: _choice(n, r, REGIONS, upper=True)),
     "FEDERATION_SUBJECT_PREFIX": ("subject_prefix", _subject_prefix),
     "FEDERATION_REQUIRE_SIGNATURES": ("require_signatures", _bool),
@@ -246,6 +290,9 @@ def load_config(environ: Mapping[str, str] | None = None, *, apply_settings: boo
             continue
         values[attr] = parse(var, raw)
     config = Config(**values)
+    if (config.tls_cert is None) != (config.tls_key is None):
+        missing = "FEDERATION_TLS_KEY" if config.tls_key is None else "FEDERATION_TLS_CERT"
+        raise ConfigError(missing, "", "set together with the other (a client certificate and its key)")
     if config.node_log_source == "files" and config.node_log_dir is None:
         raise ConfigError("NODE_LOG_DIR", "", "a directory when NODE_LOG_SOURCE=files")
     if apply_settings:

@@ -106,7 +106,7 @@ def monitor_vars(spec: Spec, user: str = MONITOR_USER) -> dict:
     found = next((u for u in render.effective_users(spec) if u.name == user), None)
     out: dict = {"monitor_agent_seed_urls": list(spec.client_urls)}
     if found is not None:
-        out["monitor_agent_credentials"] = f"{user}:{render.user_password(spec, found)}"
+        out["monitor_agent_credentials"] = render.credentials_text(spec, found)  # user:password or nkey seed
     return out
 
 

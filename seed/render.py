@@ -2,7 +2,7 @@
 
 `context(spec, server)` builds the plain dict the template needs (the Ansible role can feed the
 same dict to the same template); `render_server` fills it in; `render_all` writes the files
-(atomic, mode 0600: they hold password hashes). Output is deterministic: same spec and
+(atomic, mode 0600: they hold password hashes; nkey users appear by public key only). Output is deterministic: same spec and
 secrets, same bytes, same config digest.
 """
 
@@ -69,6 +69,7 @@ def effective_users(spec: Spec) -> list[UserSpec]:
     """The spec's users, then those added with `seedctl users add` (the spec wins on a name clash)."""
     users = list(spec.users)
     known = {u.name for u in users}
+    auth = secrets.registered_auth(spec.secrets_dir)
     for name, role in secrets.registered_users(spec.secrets_dir).items():
         if name in known:
             continue
@@ -76,12 +77,17 @@ def effective_users(spec: Spec) -> list[UserSpec]:
             raise SpecError(
                 spec.secrets_dir / secrets.REGISTRY, None, name, f"role {role!r} cannot be added there"
             )
-        users.append(UserSpec(name=name, role=role))
+        users.append(UserSpec(name=name, role=role, auth=auth.get(name, "password")))
     return users
 
 
 def user_password(spec: Spec, user: UserSpec, create: bool = True) -> str:
     """The plaintext password of a user: inline, from its password_file, or the secrets dir."""
+    if user.auth == "nkey":
+        raise secrets.SecretError(
+            f"user {user.name!r} authenticates with an nkey and has no password "
+            f"(its seed: {secrets.nkey_seed_path(spec.secrets_dir, user.name)})"
+        )
     if user.password is not None:
         return user.password
     if user.password_file is not None:
@@ -95,7 +101,17 @@ def user_password(spec: Spec, user: UserSpec, create: bool = True) -> str:
 
 
 def user_hash(spec: Spec, user: UserSpec) -> str:
+    """What the server config holds for a user: its bcrypt hash, or its public nkey (`U...`)."""
+    if user.auth == "nkey":
+        return secrets.nkey_public(spec.secrets_dir, user.name)
     return secrets.hash_password(spec.secrets_dir, user.name, user_password(spec, user))
+
+
+def credentials_text(spec: Spec, user: UserSpec, create: bool = True) -> str:
+    """The content of a monitor's FEDERATION_CREDENTIALS file: `user:password`, or the nkey seed."""
+    if user.auth == "nkey":
+        return secrets.nkey_seed(spec.secrets_dir, user.name, create=create)
+    return f"{user.name}:{user_password(spec, user, create=create)}"
 
 
 def _host_port(host: str, port: int) -> str:
@@ -111,7 +127,10 @@ def context(spec: Spec, server: ServerSpec, hashes: dict[str, str] | None = None
         {
             "name": u.name,
             "role": u.role,
-            "hash": hashes[u.name],
+            "auth": u.auth,
+            # The same permissions whichever way a user authenticates.
+            "hash": hashes[u.name] if u.auth == "password" else None,
+            "nkey": hashes[u.name] if u.auth == "nkey" else None,
             "permissions": permissions(u, spec.subject_prefix),
         }
         for u in users
@@ -162,7 +181,7 @@ def render_server(spec: Spec, server: ServerSpec, hashes: dict[str, str] | None 
 
 
 def all_hashes(spec: Spec) -> dict[str, str]:
-    """bcrypt hash of every user (cached in the secrets dir; computed once per render)."""
+    """Every user's server-side credential: bcrypt hash (cached in the secrets dir) or public nkey."""
     return {u.name: user_hash(spec, u) for u in effective_users(spec)}
 
 

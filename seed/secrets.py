@@ -4,11 +4,15 @@ Layout of `<secrets_dir>/` (directory 0700, every file 0600):
   <name>.password   the password, one line (generated on demand: 32 url-safe chars)
   <name>.bcrypt     `sha256:<hex of the password> <bcrypt hash>`: the hash is re-used while the
                     password is unchanged, so renders are fast and the config digest is stable
-  users.json        {name: role} of users added with `seedctl users add` (beside the spec's users)
+  <name>.nk         an NKEY user's seed (`SU...`, one line): the secret an nkey user signs with
+  <name>.pub        that user's public key (`U...`): what the server config holds
+  users.json        {name: role} of users added with `seedctl users add` (beside the spec's users);
+                    an nkey user's entry is {"role": role, "auth": "nkey"}
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -19,11 +23,14 @@ import tempfile
 from pathlib import Path
 
 import bcrypt
+import nkeys
 
 BCRYPT_COST = 11
 PASSWORD_BYTES = 24  # token_urlsafe(24) -> 32 characters
 MIN_PASSWORD_LEN = 24
 REGISTRY = "users.json"
+AUTH_KINDS = ("password", "nkey")
+NKEY_SEED_LEN = 58
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -126,6 +133,72 @@ def bcrypt_hash(secrets_dir: Path, name: str, create: bool = True) -> str:
     return hash_password(secrets_dir, name, password(secrets_dir, name, create=create))
 
 
+def nkey_seed_path(secrets_dir: Path, name: str) -> Path:
+    return Path(secrets_dir) / f"{_check_name(name)}.nk"
+
+
+def generate_nkey_seed() -> str:
+    """A fresh NKEY user seed (`SU...`): Ed25519, the format `nk -gen user` writes."""
+    return nkeys.encode_seed(_random.token_bytes(32), nkeys.PREFIX_BYTE_USER).decode()
+
+
+def nkey_public_key(seed: str) -> str:
+    """The public key (`U...`) of a user seed; SecretError (never quoting the seed) if it is not one."""
+    seed = seed.strip()
+    if not seed.startswith("SU") or len(seed) != NKEY_SEED_LEN:
+        raise SecretError(f"not an NKEY user seed (one line of {NKEY_SEED_LEN} characters starting SU)")
+    try:
+        raw = base64.b32decode(seed + "=" * (-len(seed) % 8))
+        if nkeys.crc16_checksum(raw[:-2]) != raw[-2:]:  # nkeys.from_seed does not check it
+            raise ValueError("checksum mismatch")
+        return nkeys.from_seed(bytearray(seed.encode())).public_key.decode()
+    except (nkeys.NkeysError, ValueError) as exc:
+        raise SecretError(f"not a valid NKEY user seed ({exc})") from None
+
+
+def nkey_seed(secrets_dir: Path, name: str, create: bool = True) -> str:
+    """The NKEY user seed of `name`, generated and stored (0600, with `<name>.pub`) on first use."""
+    path = nkey_seed_path(secrets_dir, name)
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        if not create:
+            raise SecretError(
+                f"no nkey for {name!r} in {secrets_dir} (run: seedctl users add {name} --auth nkey)"
+            ) from None
+        value = generate_nkey_seed()
+        ensure_dir(Path(secrets_dir))
+        write_private(path, value + "\n")
+        write_private(Path(secrets_dir) / f"{name}.pub", nkey_public_key(value) + "\n")
+        return value
+    try:
+        nkey_public_key(value)
+    except SecretError as exc:
+        raise SecretError(f"{path}: {exc}: delete it to generate a new one") from None
+    return value
+
+
+def nkey_public(secrets_dir: Path, name: str, create: bool = True) -> str:
+    """The public key (`U...`) of `name`'s stored seed (derived from the seed, so never stale)."""
+    public = nkey_public_key(nkey_seed(secrets_dir, name, create=create))
+    pub_path = Path(secrets_dir) / f"{_check_name(name)}.pub"
+    try:
+        current = pub_path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        current = None
+    if current != public:  # keep the published half next to the seed, for operators and audits
+        write_private(pub_path, public + "\n")
+    return public
+
+
+def list_nkey_names(secrets_dir: Path) -> list[str]:
+    """Names that have a stored NKEY seed."""
+    d = Path(secrets_dir)
+    if not d.is_dir():
+        return []
+    return sorted(p.name[: -len(".nk")] for p in d.glob("*.nk"))
+
+
 def list_names(secrets_dir: Path) -> list[str]:
     """Names that have a stored password."""
     d = Path(secrets_dir)
@@ -135,13 +208,13 @@ def list_names(secrets_dir: Path) -> list[str]:
 
 
 def remove(secrets_dir: Path, name: str) -> bool:
-    """Delete `name`'s password, hash and registry entry; True if anything was removed."""
+    """Delete `name`'s password, hash, nkey and registry entry; True if anything was removed."""
     removed = False
-    for suffix in (".password", ".bcrypt"):
+    for suffix in (".password", ".bcrypt", ".nk", ".pub"):
         with contextlib.suppress(FileNotFoundError):
             (Path(secrets_dir) / f"{_check_name(name)}{suffix}").unlink()
             removed = True
-    reg = registered_users(secrets_dir)
+    reg = _registry(secrets_dir)
     if name in reg:
         del reg[name]
         _write_registry(secrets_dir, reg)
@@ -151,6 +224,15 @@ def remove(secrets_dir: Path, name: str) -> bool:
 
 def registered_users(secrets_dir: Path) -> dict[str, str]:
     """{name: role} of users added with `seedctl users add`."""
+    return {name: role for name, (role, _auth) in _registry(secrets_dir).items()}
+
+
+def registered_auth(secrets_dir: Path) -> dict[str, str]:
+    """{name: "password" | "nkey"} of users added with `seedctl users add`."""
+    return {name: auth for name, (_role, auth) in _registry(secrets_dir).items()}
+
+
+def _registry(secrets_dir: Path) -> dict[str, tuple[str, str]]:
     path = Path(secrets_dir) / REGISTRY
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -158,25 +240,50 @@ def registered_users(secrets_dir: Path) -> dict[str, str]:
         return {}
     except (OSError, ValueError) as exc:
         raise SecretError(f"{path} is unreadable ({exc}): fix or delete it") from None
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
-    ):
-        raise SecretError(f"{path} must hold a JSON object of user name -> role")
-    return dict(sorted(data.items()))
+    problem = f"{path} must hold a JSON object of user name -> role (or {{role, auth}})"
+    if not isinstance(data, dict):
+        raise SecretError(problem)
+    out: dict[str, tuple[str, str]] = {}
+    for name, entry in data.items():
+        if isinstance(entry, str):  # the original form: a password user
+            out[name] = (entry, "password")
+        elif (
+            isinstance(entry, dict)
+            and isinstance(entry.get("role"), str)
+            and entry.get("auth", "password") in AUTH_KINDS
+        ):
+            out[name] = (entry["role"], entry.get("auth", "password"))
+        else:
+            raise SecretError(problem)
+    return dict(sorted(out.items()))
 
 
-def register_user(secrets_dir: Path, name: str, role: str) -> None:
-    reg = registered_users(secrets_dir)
-    reg[_check_name(name)] = role
+def register_user(secrets_dir: Path, name: str, role: str, auth: str = "password") -> None:
+    if auth not in AUTH_KINDS:
+        raise SecretError(f"auth {auth!r} is not one of {', '.join(AUTH_KINDS)}")
+    reg = _registry(secrets_dir)
+    reg[_check_name(name)] = (role, auth)
     _write_registry(secrets_dir, reg)
 
 
-def _write_registry(secrets_dir: Path, reg: dict[str, str]) -> None:
+def _write_registry(secrets_dir: Path, reg: dict) -> None:
+    # Password users keep the original `name: role` form, so older seedctl versions still read it.
+    data = {
+        name: role if auth == "password" else {"role": role, "auth": auth}
+        for name, (role, auth) in sorted(reg.items())
+    }
     ensure_dir(Path(secrets_dir))
-    write_private(Path(secrets_dir) / REGISTRY, json.dumps(dict(sorted(reg.items())), indent=2) + "\n")
+    write_private(Path(secrets_dir) / REGISTRY, json.dumps(data, indent=2) + "\n")
 
 
 def write_credentials_file(path: Path, user: str, value: str) -> Path:
     """A `user:password` file for FEDERATION_CREDENTIALS (PROTOCOL.md §1), mode 0600."""
     write_private(Path(path), f"{user}:{value}\n")
+    return Path(path)
+
+
+def write_nkey_file(path: Path, seed: str) -> Path:
+    """An NKEY seed file for FEDERATION_CREDENTIALS (PROTOCOL.md §1): the seed alone, mode 0600."""
+    nkey_public_key(seed)
+    write_private(Path(path), seed.strip() + "\n")
     return Path(path)

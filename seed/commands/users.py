@@ -22,12 +22,16 @@ def command() -> None:
 
     Users come from the spec's `users:` list and from `seedctl users add` (kept in
     <secrets_dir>/users.json). Passwords are generated (32 chars), stored 0600 and only
-    their bcrypt hashes reach the server config. Apply changes with `seedctl reload`.
+    their bcrypt hashes reach the server config. An nkey user (`--auth nkey`, spec
+    `auth: nkey`) has an Ed25519 seed (<name>.nk, 0600) instead and the config holds
+    only its public key: no bcrypt per connection, so hundreds of monitors can reconnect
+    at once. Apply changes with `seedctl reload`.
 
     \b
     Examples:
       seedctl users list
       seedctl users add node-a3f7c9d2e1 --role enrolled && seedctl reload
+      seedctl users add node-a3f7c9d2e1 --auth nkey && seedctl reload
       seedctl users credentials monitor --out ./monitor-creds
       seedctl users remove node-a3f7c9d2e1 && seedctl reload
     """
@@ -45,33 +49,50 @@ def _describe(spec, user) -> str:
 
 @command.command("list")
 @spec_option
-@click.option("--show-passwords", is_flag=True, help="Also print each password (careful: terminal history).")
+@click.option(
+    "--show-passwords", is_flag=True, help="Also print each password or nkey seed (careful: terminal history)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def list_users(spec_path: Path, show_passwords: bool, as_json: bool) -> None:
-    """List users: name, role, where declared, permissions (passwords only if asked)."""
+    """List users: name, role, auth (password|nkey), where declared, permissions (secrets only if asked)."""
     spec = open_spec(spec_path)
     declared = {u.name for u in spec.users}
     stored = set(secrets.list_names(spec.secrets_dir))
+    nkeys = set(secrets.list_nkey_names(spec.secrets_dir))
     rows = []
     for u in render.effective_users(spec):
-        has_password = u.password is not None or u.password_file is not None or u.name in stored
         row = {
             "name": u.name,
             "role": u.role,
+            "auth": u.auth,
             "source": "spec" if u.name in declared else "added",
-            "password": "set" if has_password else "generated on next render",
             "permissions": render.permissions(u, spec.subject_prefix),
         }
-        if show_passwords and has_password:
-            row["password"] = render.user_password(spec, u, create=False)
+        if u.auth == "nkey":
+            # The public key is not a secret: show it (operators match it against /connz).
+            row["nkey"] = (
+                secrets.nkey_public(spec.secrets_dir, u.name, create=False)
+                if u.name in nkeys
+                else "generated on next render"
+            )
+            if show_passwords and u.name in nkeys:
+                row["seed"] = secrets.nkey_seed(spec.secrets_dir, u.name, create=False)
+        else:
+            has_password = u.password is not None or u.password_file is not None or u.name in stored
+            row["password"] = "set" if has_password else "generated on next render"
+            if show_passwords and has_password:
+                row["password"] = render.user_password(spec, u, create=False)
         rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     users = {u.name: u for u in render.effective_users(spec)}
     for row in rows:
-        click.echo(f"{row['name']:<20} {row['role']:<9} {row['source']:<6} password {row['password']}")
+        secret = f"password {row['password']}" if row["auth"] == "password" else f"nkey {row['nkey']}"
+        click.echo(f"{row['name']:<20} {row['role']:<9} {row['auth']:<8} {row['source']:<6} {secret}")
+        if "seed" in row:
+            click.echo(f"{'':<20} seed {row['seed']}")
         click.echo(f"{'':<20} {_describe(spec, users[row['name']])}")
 
 
@@ -86,16 +107,26 @@ def list_users(spec_path: Path, show_passwords: bool, as_json: bool) -> None:
     "may publish only tbfed.v1.*.NAME). Default: enrolled if NAME looks like a nodeId.",
 )
 @click.option(
+    "--auth",
+    type=click.Choice(secrets.AUTH_KINDS),
+    default=None,
+    help="password (bcrypt, the default) or nkey (Ed25519 seed in NAME.nk: no bcrypt per connection; "
+    "for users with many connections, like a shared monitor user). Spec users: set `auth:` in the spec.",
+)
+@click.option(
     "--password-stdin", is_flag=True, help="Read the password from stdin instead of generating one."
 )
-@click.option("--show-password", is_flag=True, help="Print the password once created.")
+@click.option("--show-password", is_flag=True, help="Print the password (or nkey seed) once created.")
 @handle_errors
-def add_user(spec_path: Path, name: str, role: str | None, password_stdin: bool, show_password: bool) -> None:
+def add_user(
+    spec_path: Path, name: str, role: str | None, auth: str | None, password_stdin: bool, show_password: bool
+) -> None:
     """Create NAME's credentials (or make sure a spec user has them).
 
     \b
     Examples:
       seedctl users add node-a3f7c9d2e1                 # enrolled node user
+      seedctl users add node-a3f7c9d2e1 --auth nkey     # ... authenticating with an nkey
       seedctl users add grafana --role observer
       pwgen -s 40 1 | seedctl users add monitor --password-stdin
     """
@@ -104,22 +135,38 @@ def add_user(spec_path: Path, name: str, role: str | None, password_stdin: bool,
     if declared is not None:
         if role and role != declared.role:
             fail(f"{name} is declared in {spec_path} with role {declared.role}; change it there", 2)
+        if auth and auth != declared.auth:
+            fail(f"{name} is declared in {spec_path} with auth {declared.auth}; change it there", 2)
         role = declared.role
+        auth = declared.auth
     else:
         role = role or ("enrolled" if NODE_ID_RE.match(name) and name.startswith("node-") else None)
         if role is None:
             fail(f"give --role for {name!r} (one of {', '.join(ADDABLE_ROLES)})", 2)
         if role == "enrolled" and not NODE_ID_RE.match(name):
             fail(f"an enrolled user is named by its nodeId; {name!r} is not one (like node-a3f7c9d2e1)", 2)
-    if password_stdin:
-        secrets.set_password(spec.secrets_dir, name, sys.stdin.readline())
-    existed = name in secrets.list_names(spec.secrets_dir)
-    value = secrets.password(spec.secrets_dir, name, create=True)
-    secrets.bcrypt_hash(spec.secrets_dir, name)
-    if declared is None:
-        secrets.register_user(spec.secrets_dir, name, role)
-    state = "password set" if password_stdin else ("password kept" if existed else "password generated")
-    click.echo(f"{name}: {role}, {state} in {secrets.password_path(spec.secrets_dir, name)}")
+        auth = auth or secrets.registered_auth(spec.secrets_dir).get(name, "password")
+    if auth == "nkey":
+        if password_stdin:
+            fail("an nkey user has no password: drop --password-stdin (its seed is generated)", 2)
+        existed = name in secrets.list_nkey_names(spec.secrets_dir)
+        value = secrets.nkey_seed(spec.secrets_dir, name, create=True)
+        public = secrets.nkey_public(spec.secrets_dir, name)
+        if declared is None:
+            secrets.register_user(spec.secrets_dir, name, role, auth)
+        state = "nkey kept" if existed else "nkey generated"
+        where = secrets.nkey_seed_path(spec.secrets_dir, name)
+        click.echo(f"{name}: {role}, {state} in {where} (public key {public})")
+    else:
+        if password_stdin:
+            secrets.set_password(spec.secrets_dir, name, sys.stdin.readline())
+        existed = name in secrets.list_names(spec.secrets_dir)
+        value = secrets.password(spec.secrets_dir, name, create=True)
+        secrets.bcrypt_hash(spec.secrets_dir, name)
+        if declared is None:
+            secrets.register_user(spec.secrets_dir, name, role, auth)
+        state = "password set" if password_stdin else ("password kept" if existed else "password generated")
+        click.echo(f"{name}: {role}, {state} in {secrets.password_path(spec.secrets_dir, name)}")
     if show_password:
         click.echo(value)
     click.echo("apply to running servers with: seedctl reload")
@@ -146,14 +193,16 @@ def remove_user(spec_path: Path, name: str) -> None:
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Directory for NAME.credentials (user:password, 0600) and NAME.env.",
+    help="Directory for the credentials file (NAME.credentials with user:password, or NAME.nk with the "
+    "nkey seed; 0600) and NAME.env.",
 )
 @click.option("--seed-url", default=None, help="URL(s) monitors dial. Default: from the spec's servers.")
 @handle_errors
 def credentials(spec_path: Path, name: str, out: Path, seed_url: str | None) -> None:
     """Write a ready credentials file and env file for a monitor agent.
 
-    NAME.credentials holds `user:password` (FEDERATION_CREDENTIALS, PROTOCOL.md §1);
+    NAME.credentials holds `user:password` (FEDERATION_CREDENTIALS, PROTOCOL.md §1); for an
+    nkey user NAME.nk holds its seed instead (the agent signs the server's challenge with it);
     NAME.env holds FEDERATION_SEED_URL, FEDERATION_CREDENTIALS, and for TLS seeds
     FEDERATION_TLS_ENABLED, for enrolled users FEDERATION_NODE_ID. No password in the URL.
 
@@ -166,8 +215,13 @@ def credentials(spec_path: Path, name: str, out: Path, seed_url: str | None) -> 
     user = next((u for u in render.effective_users(spec) if u.name == name), None)
     if user is None:
         fail(f"no user {name!r}: add it with `seedctl users add {name} --role monitor`", 2)
-    value = render.user_password(spec, user, create=True)
-    cred = secrets.write_credentials_file(out / f"{name}.credentials", name, value)
+    if user.auth == "nkey":
+        cred = secrets.write_nkey_file(out / f"{name}.nk", render.credentials_text(spec, user))
+        kind = "nkey seed"
+    else:
+        value = render.user_password(spec, user, create=True)
+        cred = secrets.write_credentials_file(out / f"{name}.credentials", name, value)
+        kind = "user:password"
     urls = seed_url or ",".join(spec.client_urls)
     lines = [
         "# Federation is opt-in: the node operator sets ENABLE_FEDERATION=true to share.",
@@ -181,4 +235,4 @@ def credentials(spec_path: Path, name: str, out: Path, seed_url: str | None) -> 
         lines.append(f"FEDERATION_NODE_ID={user.name}")
     env = out / f"{name}.env"
     secrets.write_private(env, "\n".join(lines) + "\n")
-    click.echo(f"wrote {cred} (user:password, 0600) and {env}")
+    click.echo(f"wrote {cred} ({kind}, 0600) and {env}")
