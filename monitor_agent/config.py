@@ -186,7 +186,9 @@ def _credentials(name: str, raw: str) -> Path:
     except (OSError, UnicodeDecodeError):
         kind = None
     if kind is None:  # the value named is the path, never the file's content (a secret)
-        raise ConfigError(name, raw, "a file holding user:password, a NATS .creds file, or an NKEY user seed (SU...)")
+        raise ConfigError(
+            name, raw, "a file holding user:password, a NATS .creds file, or an NKEY user seed (SU...)"
+        )
     return path
 
 

@@ -25,6 +25,7 @@ import asyncio
 import json
 import logging
 import ssl
+import stat
 import threading
 import time
 from collections import deque
@@ -38,7 +39,7 @@ import nats
 from nats.aio.msg import Msg
 
 from .. import __version__, anonymizer, privacy_gate
-from ..config import Config
+from ..config import Config, credentials_kind
 from ..errors import FederationError
 from ..identity import Identity
 from ..metrics import AgentMetrics
@@ -81,37 +82,63 @@ class _Outgoing:
 
 
 def load_credentials(path: Path | None) -> dict[str, Any]:
-    """nats-py connect options for FEDERATION_CREDENTIALS: a .creds file or a `user:password` file."""
+    """nats-py connect options for FEDERATION_CREDENTIALS: a .creds file, an NKEY seed, or `user:password`."""
     if path is None:
         return {}
     text = Path(path).read_text(encoding="utf-8")
-    if "BEGIN NATS USER JWT" in text:
+    kind = credentials_kind(text)
+    if kind == "creds":
         return {"user_credentials": str(path)}
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    user, sep, password = line.partition(":")
-    if not sep or not user:
-        raise FederationError(
-            FedCode.AUTH_FAILED, f"{path}: expected a .creds file or one line user:password"
-        )
-    return {"user": user, "password": password}
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    if kind == "nkey":
+        # nats-py signs the server's nonce with the seed (no password crosses the wire, and the
+        # seed costs the server no bcrypt). A bare seed file is re-read at every (re)connect.
+        if text.strip() == lines[0]:
+            return {"nkeys_seed": str(path)}
+        return {"nkeys_seed_str": lines[0]}
+    if kind == "password":
+        user, _sep, password = lines[0].partition(":")
+        return {"user": user, "password": password}
+    raise FederationError(
+        FedCode.AUTH_FAILED, f"{path}: expected one line user:password, a .creds file or an NKEY seed (SU...)"
+    )
+
+
+def _warn_if_readable(path: Path | None) -> None:
+    """Credentials are secrets: say so when others can read them (never what they hold)."""
+    if path is None:
+        return
+    try:
+        mode = stat.S_IMODE(Path(path).stat().st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning("FEDERATION_CREDENTIALS %s is readable by others (mode %o): chmod 600 it", path, mode)
 
 
 def server_urls(config: Config) -> list[str]:
-    """The seed URL list; with FEDERATION_TLS_ENABLED every URL is tls://."""
+    """The seed URL list; with FEDERATION_TLS_ENABLED (or a client certificate) every URL is tls://."""
     urls = []
     for url in config.seed_urls:
         parts = urlsplit(url)
-        if config.tls_enabled and parts.scheme == "nats":
+        if (config.tls_enabled or config.tls_cert is not None) and parts.scheme == "nats":
             parts = parts._replace(scheme="tls")
         urls.append(urlunsplit(parts))
     return urls
 
 
 def tls_context(config: Config) -> ssl.SSLContext | None:
-    if not (config.tls_enabled or any(u.startswith("tls://") for u in config.seed_urls)):
+    """The TLS context: with FEDERATION_TLS_ENABLED, a tls:// URL, or a client certificate (mutual TLS)."""
+    if not (
+        config.tls_enabled
+        or config.tls_cert is not None
+        or any(u.startswith("tls://") for u in config.seed_urls)
+    ):
         return None
     ctx = ssl.create_default_context(cafile=str(config.tls_ca) if config.tls_ca else None)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if config.tls_cert is not None and config.tls_key is not None:
+        ctx.load_cert_chain(str(config.tls_cert), str(config.tls_key))
     return ctx
 
 
@@ -404,6 +431,12 @@ class FederationClient:
         self._set_state(FederationState.CONNECTING)
         try:
             options = self._connect_options()
+        except ssl.SSLError as exc:  # the client certificate or key does not load
+            code = FedCode.TLS_ERROR
+            self.record_error(code, f"cannot load FEDERATION_TLS_CERT/FEDERATION_TLS_KEY: {describe(exc)}")
+            self._set_state(FederationState.ERROR, reason=code.value)
+            await self._stop_event.wait()
+            return
         except (OSError, FederationError) as exc:
             code = exc.code if isinstance(exc, FederationError) else FedCode.AUTH_FAILED
             self.record_error(code, f"cannot read FEDERATION_CREDENTIALS: {exc}")
@@ -461,6 +494,7 @@ class FederationClient:
         ctx = tls_context(self.config)
         if ctx is not None:
             options["tls"] = ctx
+        _warn_if_readable(self.config.credentials_file)
         options.update(load_credentials(self.config.credentials_file))
         return options
 
