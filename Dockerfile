@@ -37,7 +37,8 @@ RUN pip install \
     "prometheus-client>=0.20" \
     "click>=8.1" \
     "httpx>=0.27" \
-    "psutil>=5.9"
+    "psutil>=5.9" \
+    "nkeys>=0.2"
 
 COPY --from=build /wheels /wheels
 RUN pip install --no-deps /wheels/*.whl && rm -rf /wheels

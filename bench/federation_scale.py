@@ -3,11 +3,13 @@
     python bench/federation_scale.py                 # N = 10, 100, 1000 (+ faults at 1000)
     python bench/federation_scale.py --quick         # N = 10, 100; short windows; no faults
     python bench/federation_scale.py --n 1000 --duration 60
+    python bench/federation_scale.py --n 1000 --auth password   # the bcrypt baseline (slow failover)
 
 Everything is real: three nats-server processes clustered from one generated spec (seed
 lifecycle code), two `monitor-agent run` processes (gunicorn) with federation on, and N
 simulated nodes in this process (asyncio, one nats-py connection each) speaking the real
 protocol: messages built by monitor_agent.anonymizer and signed by monitor_agent.identity,
+all authenticating as the shared `monitor` user with its nkey (`--auth password`: bcrypt),
 presence every 30 s, stats when changed (at most one per 1.2 s, at least every 30 s), and
 task events at a realistic rate (a task every --task-interval seconds per node on average:
 received, then completed or failed after a log-normal execution time).
@@ -60,14 +62,16 @@ from monitor_agent.identity import Identity, node_id_for_key  # noqa: E402
 from monitor_agent.model import LocalTask  # noqa: E402
 from monitor_agent.protocol import KIND_PRESENCE, KIND_STATS, KIND_TASK, REGIONS, subject_for  # noqa: E402
 from seed import lifecycle  # noqa: E402
-from seed.demo import AgentProcess, agent_env, os_port, write_credentials_file  # noqa: E402
-from seed.render import effective_users, user_password  # noqa: E402
+from seed import secrets as seed_secrets  # noqa: E402
+from seed.demo import AgentProcess, agent_env, os_port  # noqa: E402
+from seed.render import all_hashes, credentials_text  # noqa: E402
 from seed.spec import load_spec  # noqa: E402
 
 HOST = "127.0.0.1"
 HEARTBEAT_S = 30.0
 STATS_MIN_GAP_S = 1.2  # receivers allow 1/s; keep a margin for scheduling jitter
 STATS_MAX_SILENCE_S = 30.0
+PRESENCE_MIN_GAP_S = 6.0  # receivers allow 1 per 5 s
 CHAINS = (1, 43113, 43114)
 CONNECT_CONCURRENCY = int(os.environ.get("BENCH_CONNECT_CONCURRENCY", "4"))
 SYSTEM_ACCOUNT = os.environ.get("BENCH_SYSTEM_ACCOUNT", "true") == "true"
@@ -80,7 +84,7 @@ def log(msg: str) -> None:
 # ---------------------------------------------------------------- the seed cluster
 
 
-def cluster_spec(root: Path) -> dict:
+def cluster_spec(root: Path, auth: str = "nkey") -> dict:
     servers = []
     for i in (1, 2, 3):
         servers.append(
@@ -98,7 +102,7 @@ def cluster_spec(root: Path) -> dict:
         "cluster": {"name": "tbfed-bench-seeds"},
         "system_account": SYSTEM_ACCOUNT,
         "servers": servers,
-        "users": [{"name": "admin", "role": "admin"}, {"name": "monitor", "role": "monitor"}],
+        "users": [{"name": "admin", "role": "admin"}, {"name": "monitor", "role": "monitor", "auth": auth}],
         "limits": {"max_connections": 20000, "lame_duck_duration_s": 30, "lame_duck_grace_period_s": 1},
         "secrets_dir": "secrets",
         "state_dir": "state",
@@ -133,16 +137,14 @@ def make_identity() -> Identity:
 class SimNode:
     """One well-behaved node: a real nats-py connection and the real message builders."""
 
-    def __init__(
-        self, index: int, urls: list[str], user: str, password: str, shared: Shared, task_interval: float
-    ):
+    def __init__(self, index: int, urls: list[str], auth: dict, shared: Shared, task_interval: float):
         self.index = index
         self.identity = make_identity()
         self.node_id = self.identity.node_id
         # Spread over the seeds: each node prefers "its" seed and lists the others for failover.
         primary = index % len(urls)
         self.urls = urls[primary:] + urls[:primary]
-        self.user, self.password = user, password
+        self.auth = auth  # nats-py options: {"nkeys_seed": path} or {"user": .., "password": ..}
         self.shared = shared
         self.task_interval = task_interval
         self.region = REGIONS[index % (len(REGIONS) - 1)]
@@ -170,8 +172,7 @@ class SimNode:
 
         self.nc = await nats.connect(
             servers=self.urls,
-            user=self.user,
-            password=self.password,
+            **self.auth,
             name="bench-sim",
             dont_randomize=True,
             allow_reconnect=True,
@@ -182,7 +183,7 @@ class SimNode:
             reconnected_cb=reconnected,
             error_cb=quiet,
         )
-        # Connected means the seed processed CONNECT (password check) and answers: prove it.
+        # Connected means the seed processed CONNECT (nkey signature or bcrypt check) and answers: prove it.
         await self.nc.flush(timeout=60)
 
     @property
@@ -267,7 +268,9 @@ class SimNode:
 
     async def life(self, stop: asyncio.Event) -> None:
         await self.presence("node_online")
-        next_beat = time.monotonic() + HEARTBEAT_S * self.rng.random() + 5
+        # Receivers allow one presence per 5 s (burst 1): a first heartbeat at exactly 5 s after
+        # node_online is dropped whenever network jitter shortens the gap, so leave a margin.
+        next_beat = time.monotonic() + HEARTBEAT_S * self.rng.random() + PRESENCE_MIN_GAP_S
         next_task = time.monotonic() + self.rng.expovariate(1 / self.task_interval)
         running: set[asyncio.Task] = set()
         while not stop.is_set():
@@ -432,14 +435,21 @@ class Bench:
 
     def start_cluster(self) -> None:
         path = self.root / "seed.yaml"
-        path.write_text(yaml.safe_dump(cluster_spec(self.root), sort_keys=False))
+        path.write_text(yaml.safe_dump(cluster_spec(self.root, self.args.auth), sort_keys=False))
         self.spec = load_spec(path)
-        for u in effective_users(self.spec):
-            user_password(self.spec, u)
+        all_hashes(self.spec)  # every user's credentials exist (nkey seeds, bcrypt hashes) before start
         t0 = time.monotonic()
         lifecycle.up(self.spec, timeout=30)
         log(f"3-node seed cluster up in {time.monotonic() - t0:.1f}s: {', '.join(self.spec.client_urls)}")
         self.wait_mesh(30)
+
+    def sim_auth(self) -> dict:
+        """nats-py auth options of the simulated nodes: the same monitor user as the real agents."""
+        user = self.spec.user("monitor")
+        if user.auth == "nkey":
+            return {"nkeys_seed": str(seed_secrets.nkey_seed_path(self.spec.secrets_dir, user.name))}
+        name, _, password = credentials_text(self.spec, user).partition(":")
+        return {"user": name, "password": password}
 
     def wait_mesh(self, timeout: float) -> float:
         """Seconds until every seed has routes to both others."""
@@ -460,8 +470,10 @@ class Bench:
         return {r.get("remote_name") or r.get("remote_id") for r in routes}
 
     def start_agents(self) -> None:
-        user, password = "monitor", user_password(self.spec, self.spec.user("monitor"), create=False)
-        creds = write_credentials_file(self.root / "secrets" / "bench-monitor.creds", user, password)
+        # What `seedctl users credentials monitor` writes: the nkey seed, or user:password.
+        creds = self.root / "secrets" / "bench-monitor.creds"
+        seed_secrets.write_private(creds, credentials_text(self.spec, self.spec.user("monitor")) + "\n")
+        self.creds_file = creds
         urls = self.spec.client_urls
         for i, label in enumerate(("A", "B")):
             port = os_port()
@@ -502,9 +514,8 @@ class Bench:
 
     async def run_n(self, n: int, duration: float, faults: bool) -> dict:
         shared = Shared()
-        password = user_password(self.spec, self.spec.user("monitor"), create=False)
         nodes = [
-            SimNode(i, self.spec.client_urls, "monitor", password, shared, self.args.task_interval)
+            SimNode(i, self.spec.client_urls, self.sim_auth(), shared, self.args.task_interval)
             for i in range(n)
         ]
         node_ids = {nd.node_id for nd in nodes}
@@ -764,7 +775,8 @@ def markdown(results: list[dict], args) -> str:
             ]
     lines += [
         "",
-        f"Task interval per node: {args.task_interval} s (mean); window {args.duration} s per N; machine:"
+        f"Monitor user auth: {args.auth}. Task interval per node: {args.task_interval} s (mean);"
+        f" window {args.duration} s per N; machine:"
         f" {platform.machine()}, {psutil.cpu_count()} CPUs, Python {platform.python_version()}.",
     ]
     return "\n".join(lines)
@@ -780,6 +792,12 @@ def main() -> None:
     ap.add_argument("--no-faults", action="store_true", help="skip the faults")
     ap.add_argument("--keep", action="store_true", help="keep the state dir (logs, databases) at the end")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
+    ap.add_argument(
+        "--auth",
+        choices=("nkey", "password"),
+        default="nkey",
+        help="how the shared monitor user authenticates (default nkey; password = bcrypt cost 11 per connection)",
+    )
     args = ap.parse_args()
     ns = [int(x) for x in (args.n or ("10,100" if args.quick else "10,100,1000")).split(",")]
     if args.duration is None:

@@ -196,6 +196,7 @@ class FederationClient:
         self.drops: dict[str, int] = {}
         self._stats_dirty = True
         self._specific_at = -1e9
+        self._tls = False
 
     # ---- thread-safe surface ----
 
@@ -492,6 +493,7 @@ class FederationClient:
             "closed_cb": self._on_closed,
         }
         ctx = tls_context(self.config)
+        self._tls = ctx is not None
         if ctx is not None:
             options["tls"] = ctx
         _warn_if_readable(self.config.credentials_file)
@@ -561,9 +563,22 @@ class FederationClient:
             # The server hangs up after rejecting us: that reset is a consequence, the rejection the cause.
             self.metrics.errors.labels(code=code.value).inc()
             return
+        message = describe(exc)
+        if (
+            code == FedCode.SEED_UNAVAILABLE
+            and self._tls
+            and self.state in (FederationState.CONNECTING, FederationState.ERROR)
+            and isinstance(exc, BrokenPipeError | ConnectionResetError)
+        ):
+            # With TLS 1.3 a seed rejecting our certificate (or its absence: mutual TLS) hangs up just
+            # after the handshake, so the refusal often reaches us as a broken pipe, not as a TLS alert.
+            code = FedCode.TLS_ERROR
+            message += (
+                " (the seed hung up during the TLS handshake: client certificate missing or not trusted?)"
+            )
         if code in (FedCode.AUTH_FAILED, FedCode.TLS_ERROR):
             self._specific_at = time.monotonic()
-        self.record_error(code, describe(exc))
+        self.record_error(code, message)
         if self.state in (FederationState.CONNECTING, FederationState.ERROR):
             self._set_state(FederationState.ERROR, reason=code.value)
         if code == FedCode.SUBSCRIPTION_FAILED and "subscription" in str(exc).lower():

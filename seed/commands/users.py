@@ -50,7 +50,9 @@ def _describe(spec, user) -> str:
 @command.command("list")
 @spec_option
 @click.option(
-    "--show-passwords", is_flag=True, help="Also print each password or nkey seed (careful: terminal history)."
+    "--show-passwords",
+    is_flag=True,
+    help="Also print each password or nkey seed (careful: terminal history).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors

@@ -54,14 +54,17 @@ def test_render_is_deterministic_and_holds_only_bcrypt_hashes(tmp_path):
     server = spec.servers[0]
     first = render.render_server(spec, server)
     assert render.render_server(load_spec(spec.path), server) == first
-    for user in ("admin", "monitor", "observer"):
+    for user in ("admin", "observer"):
         pw = secrets.password(spec.secrets_dir, user, create=False)
         assert len(pw) >= 24
         assert pw not in first
         assert stat.S_IMODE(secrets.password_path(spec.secrets_dir, user).stat().st_mode) == 0o600
     hashes = [ln for ln in first.splitlines() if "password:" in ln]
-    assert len(hashes) == 3
+    assert len(hashes) == 2
     assert all('password: "$2b$11$' in ln for ln in hashes)
+    # The shared monitor user authenticates with an nkey: only its public key is in the config.
+    seed = secrets.nkey_seed(spec.secrets_dir, "monitor", create=False)
+    assert seed not in first and f'{{nkey: "{secrets.nkey_public_key(seed)}"' in first
 
 
 def test_permissions_follow_the_protocol_subjects(tmp_path):
@@ -184,7 +187,10 @@ def test_documented_example_config_matches_the_template():
     """configs/nats-server.example.conf is the example spec rendered with placeholder hashes."""
     spec = load_spec(EXAMPLES[0])
     placeholder = {
-        u.name: f"$2b$11$PLACEHOLDER-{u.name}-bcrypt-hash-written-by-seedctl-render" for u in spec.users
+        u.name: f"$2b$11$PLACEHOLDER-{u.name}-bcrypt-hash-written-by-seedctl-render"
+        if u.auth == "password"
+        else f"UPLACEHOLDER-{u.name}-public-nkey-written-by-seedctl-render"
+        for u in spec.users
     }
     expected = render.render_server(spec, spec.servers[0], placeholder)
     assert (ROOT / "configs" / "nats-server.example.conf").read_text() == expected
