@@ -444,25 +444,38 @@ class FederationClient:
             self._set_state(FederationState.ERROR, reason=code.value)
             await self._stop_event.wait()
             return
-        nc = nats.NATS()
-        self._nc = nc
-        connect = asyncio.create_task(nc.connect(**options))
-        stop_wait = asyncio.create_task(self._stop_event.wait())
-        await asyncio.wait({connect, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-        if not connect.done():
-            connect.cancel()
-            await asyncio.gather(connect, return_exceptions=True)
-            await self._close(nc)
-            return
-        stop_wait.cancel()
-        if connect.exception() is not None:
+        # The first connection is retried forever too (the seed may be down when the node boots):
+        # ERROR with the FED code while it fails, one attempt every FEDERATION_RECONNECT_TIMEOUT.
+        retry_s = self.config.reconnect_timeout_ms / 1000
+        while True:
+            nc = nats.NATS()
+            self._nc = nc
+            connect = asyncio.create_task(nc.connect(**options))
+            stop_wait = asyncio.create_task(self._stop_event.wait())
+            await asyncio.wait({connect, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if not connect.done():
+                connect.cancel()
+                await asyncio.gather(connect, return_exceptions=True)
+                await self._close(nc)
+                return
+            stop_wait.cancel()
             exc = connect.exception()
-            code = classify(exc)
-            self.record_error(code, describe(exc))
+            if exc is None and nc.is_connected:
+                break
+            if exc is None:
+                # nats-py can return from connect() with its handshake unfinished (a server INFO or
+                # PING read where it expected PONG): nothing would ever be flushed. Start again.
+                code, message = FedCode.NETWORK_TIMEOUT, "the seed did not complete the NATS handshake"
+            else:
+                code, message = classify(exc), describe(exc)
+            self.record_error(code, message)
             self._set_state(FederationState.ERROR, reason=code.value)
-            await self._stop_event.wait()
             await self._close(nc)
-            return
+            try:
+                await asyncio.wait_for(self._stop_event.wait(), timeout=retry_s)
+                return  # stopped while waiting
+            except TimeoutError:
+                self._set_state(FederationState.CONNECTING)
         await self._on_connected(first=True)
         tasks = [
             asyncio.create_task(self._sender(nc)),

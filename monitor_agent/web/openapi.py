@@ -57,6 +57,7 @@ SCHEMAS: dict[str, Any] = {
                             "method_not_allowed",
                             "payload_too_large",
                             "uri_too_long",
+                            "upgrade_required",
                             "internal_error",
                             "unavailable",
                         ],
@@ -213,6 +214,12 @@ SCHEMAS: dict[str, Any] = {
                     {
                         "subject": {"type": ["string", "null"]},
                         "payload": {"type": "string", "description": "The exact bytes sent (UTF-8)."},
+                        "headers": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                            "description": "The NATS headers sent with it: Tbf-Key (this node's public key)"
+                            " and Tbf-Sig (the payload's signature).",
+                        },
                         "at": NULLABLE_TIMESTAMP,
                         "blocked": {"type": "boolean"},
                         "reason": {"type": ["string", "null"]},

@@ -17,6 +17,7 @@ ERROR_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
     414: "uri_too_long",
+    426: "upgrade_required",
     500: "internal_error",
     503: "unavailable",
 }

@@ -34,6 +34,7 @@ SHARED = (
     "Execution time in milliseconds",
     "Timestamp, to the second",
     "A random-looking node id derived from a key made on this machine (not your wallet)",
+    "With every message: that key's public half (header Tbf-Key) and the message's signature (Tbf-Sig)",
     "Your region, only if you set FEDERATION_REGION",
     "Counts: tasks in the last 24 h, completed, failed, active, average execution time",
 )
@@ -214,15 +215,18 @@ def privacy_blocked(agent: Any) -> int:
 
 
 def outgoing(item: Any) -> dict[str, Any]:
-    """One outbox entry: subject, the exact payload text as sent, when, and whether it was blocked."""
+    """One outbox entry: subject, the exact payload text and headers as sent, when, whether blocked."""
     payload = _get(item, "payload", "data", default=item)
     if isinstance(payload, bytes | bytearray):
         payload = bytes(payload).decode("utf-8", "replace")
     elif not isinstance(payload, str):
         payload = json.dumps(payload, separators=(",", ":"))
+    headers = _get(item, "headers", default=None)
     return {
         "subject": _get(item, "subject"),
         "payload": payload,
+        # The NATS headers go out with the payload (Tbf-Key, Tbf-Sig): part of what is sent.
+        "headers": {},
         "at": ts(_get(item, "at", "sentAt", "sent_at")),
         "blocked": bool(_get(item, "blocked", default=False)),
         "reason": _get(item, "reason"),

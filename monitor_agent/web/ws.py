@@ -8,6 +8,8 @@ blocks longer than `ws_send_timeout_s` because its TCP window stays shut.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import socket
 import struct
@@ -48,6 +50,27 @@ def origin_allowed(origin: str | None, host: str | None, scheme: str, allowed: t
     return parts.netloc.lower() == host.lower() and parts.scheme == scheme
 
 
+def handshake_problem(headers) -> tuple[int, str, dict[str, str] | None] | None:
+    """Why these upgrade request headers are not a valid RFC 6455 handshake, as (status, message,
+    headers), or None. Checked before flask-sock, whose handshake would otherwise fail with a 500."""
+    tokens = {t.strip().lower() for t in headers.get("Connection", "").split(",")}
+    if "upgrade" not in tokens:
+        return 400, "WebSocket handshake: the Connection header must include Upgrade", None
+    version = headers.get("Sec-WebSocket-Version")
+    if version is None or version.strip() != "13":
+        # RFC 6455 4.2.2: an unsupported version gets 426 and the version we speak.
+        status = 400 if version is None else 426
+        return status, "WebSocket handshake: Sec-WebSocket-Version must be 13", {"Sec-WebSocket-Version": "13"}
+    key = headers.get("Sec-WebSocket-Key", "").strip()
+    try:
+        valid_key = len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        valid_key = False
+    if not valid_key:
+        return 400, "WebSocket handshake: Sec-WebSocket-Key must be 16 bytes in base64", None
+    return None
+
+
 def init_ws(app: Flask) -> None:
     app.config.setdefault("SOCK_SERVER_OPTIONS", {})
     opts = app.extensions["monitor_agent"].options
@@ -64,6 +87,9 @@ def init_ws(app: Flask) -> None:
         st = state()
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return error_response(400, "/ws is a WebSocket endpoint: connect with a WebSocket client")
+        problem = handshake_problem(request.headers)
+        if problem is not None:
+            return error_response(*problem)
         if not origin_allowed(
             request.headers.get("Origin"), request.host, request.scheme, st.agent.config.ws_allowed_origins
         ):

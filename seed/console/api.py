@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime
 
@@ -30,9 +31,13 @@ def parse_since(raw: str | None, now: float) -> float:
     if raw[-1:] in units and raw[:-1].isdigit():
         return now - int(raw[:-1]) * units[raw[-1]]
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(value):  # nan/inf would make the JSON answer invalid
+            raise ValueError(f"since={raw!r} is not a finite unix time")
+        return value
     try:
         return datetime.fromisoformat(raw).timestamp()
     except ValueError:

@@ -177,3 +177,18 @@ def test_publish_permission_violation_is_fed_010_and_receiving_goes_on(
         f"tbfed.v1.presence.{peer.node_id}", payload, peer.headers(payload)
     )
     wait_for(lambda: agent.store.list_peers(), what="the observer still receives")
+
+
+def test_agent_started_while_the_seed_is_down_connects_once_it_is_up(seed_factory, make_agent, tmp_path):
+    """A node that boots before its seed must not stay in ERROR forever: it keeps trying."""
+    seed = seed_factory(start=False)
+    a = make_agent(agent_env(seed.url_for("monitor"), tmp_path / "a", FEDERATION_RECONNECT_TIMEOUT="500"))
+    wait_for(lambda: a.status()["state"] == "ERROR", what="A in ERROR while nothing listens")
+    assert a.status()["lastError"]["code"] == "FED_001"
+    a.submit_task_event(task_event("received", "exec-early", chain_id=1, task_type="js"))
+    assert a.store.list_local_tasks(10, 0, None, False)[1] == 1  # local monitoring carries on
+    started = time.monotonic()
+    seed.start()
+    wait_for(lambda: a.status()["connected"], timeout=0.5 + 2.0 + 2.0, what="A CONNECTED once the seed is up")
+    assert time.monotonic() - started <= 0.5 + 2.0 + 1.0
+    assert a.status()["lastError"] is None

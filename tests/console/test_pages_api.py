@@ -53,6 +53,9 @@ def test_unknown_seed_and_bad_parameters_are_4xx_with_reasons(console):
     r = c.get("/api/seeds/seed-1/history?metric=connections&since=yesterday-ish")
     assert r.status_code == 400 and "since='yesterday-ish'" in r.json()["error"]["message"]
     assert c.get("/api/nope").json()["error"]["code"] == "not_found"
+    for since in ("nan", "inf", "-Infinity", "1e400"):  # not finite: the answer would not be valid JSON
+        r = c.get("/api/seeds/seed-1/history", params={"since": since})
+        assert r.status_code == 400 and f"since={since!r}" in r.json()["error"]["message"]
 
 
 def test_api_seeds_health_and_history(console):

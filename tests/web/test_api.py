@@ -243,3 +243,34 @@ def test_a_database_fault_is_a_logged_503_and_the_server_keeps_answering(agent_f
     ready = a.get("/api/ready")
     assert ready.status_code == 503 and openapi.check(ready)["ready"] is False
     assert a.get("/api/health").status_code == 200, "liveness is not readiness"
+
+
+def test_privacy_outbox_shows_payload_and_headers_exactly_as_the_wire_carries_them(agent_factory, seed, openapi):
+    """What an observer on the seed receives is what /api/privacy and the Privacy tab show, headers too."""
+    import asyncio
+    import time
+
+    import nats
+
+    from .conftest import local_event
+
+    async def capture():
+        nc = await nats.connect(seed.url_for("observer"))
+        try:
+            sub = await nc.subscribe("tbfed.v1.task.>")
+            a = agent_factory({"ENABLE_FEDERATION": "true", "FEDERATION_SEED_URL": seed.url_for("monitor")})
+            deadline = time.monotonic() + 10
+            while not a.agent.status()["connected"] and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            a.agent.submit_task_event(local_event("received", "0b7c1d2e-2222-4000-8000-00000000000b", chain_id=1))
+            return a, await sub.next_msg(timeout=10)
+        finally:
+            await nc.close()
+
+    a, wire = asyncio.run(capture())
+    body = openapi.check(a.get("/api/privacy"))
+    sent = [m for m in body["outbox"] if m["payload"] == wire.data.decode()]
+    assert sent, "the message on the wire is not in the outbox"
+    assert sent[0]["headers"] == dict(wire.headers) and set(wire.headers) == {"Tbf-Key", "Tbf-Sig"}
+    page = a.get("/privacy").text
+    assert f"Tbf-Key: {wire.headers['Tbf-Key']}" in page  # the Privacy tab shows the headers too

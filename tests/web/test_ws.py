@@ -155,3 +155,26 @@ def test_shutdown_closes_clients_with_going_away(agent_factory):
     assert opcode == websocket.ABNF.OPCODE_CLOSE
     assert int.from_bytes(frame[:2], "big") == 1001
     ws.close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "needle"),
+    [
+        ({"Connection": "Upgrade"}, 400, "Sec-WebSocket-Version"),  # no version, no key
+        ({"Connection": "Upgrade", "Sec-WebSocket-Version": "8", "Sec-WebSocket-Key": "x"}, 426, "13"),
+        ({"Connection": "Upgrade", "Sec-WebSocket-Version": "13"}, 400, "Sec-WebSocket-Key"),
+        ({"Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "garbage"}, 400, "Key"),
+        ({"Connection": "keep-alive", "Sec-WebSocket-Version": "13"}, 400, "Connection"),
+    ],
+)
+def test_broken_handshake_is_a_4xx_naming_the_header(agent_factory, headers, status, needle):
+    a = agent_factory(start=False)
+    r = a.get("/ws", headers={"Upgrade": "websocket", **headers})
+    assert r.status_code == status, r.text
+    assert needle in r.json()["error"]["message"]
+    if status == 426:
+        assert r.headers["Sec-WebSocket-Version"] == "13"
+    ws = connect(a)  # the server is fine and its client slot was given back
+    assert json.loads(ws.recv())["type"] == "hello"
+    ws.close()
+    assert a.get("/api/health").status_code == 200

@@ -310,7 +310,14 @@
       var at = document.createElement("time"); at.textContent = m.at || ""; head.appendChild(at);
       if (m.reason) { var r = document.createElement("span"); r.className = "muted small"; r.textContent = m.reason; head.appendChild(r); }
       pre.textContent = m.payload;
-      li.appendChild(head); li.appendChild(pre);
+      li.appendChild(head);
+      var names = Object.keys(m.headers || {});
+      if (names.length) {  // the NATS headers are sent too (Tbf-Key, Tbf-Sig)
+        var hp = document.createElement("pre"); hp.className = "outbox-headers";
+        hp.textContent = names.map(function (k) { return k + ": " + m.headers[k]; }).join("\n");
+        li.appendChild(hp);
+      }
+      li.appendChild(pre);
       list.appendChild(li);
     });
   }
