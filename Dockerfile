@@ -38,7 +38,7 @@ RUN pip install \
     "click>=8.1" \
     "httpx>=0.27" \
     "psutil>=5.9" \
-    "nkeys>=0.2"
+    "nkeys>=0.2" "pynacl>=1.5"
 
 COPY --from=build /wheels /wheels
 RUN pip install --no-deps /wheels/*.whl && rm -rf /wheels

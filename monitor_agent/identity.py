@@ -115,7 +115,7 @@ def load_identity(data_dir: str | Path, node_id: str | None = None) -> Identity:
             f"invalid FEDERATION_NODE_ID {node_id!r}: expected ^[a-z0-9][a-z0-9-]{{2,62}}$",
         )
     data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new data dir is the owner's only
     key_path, salt_path = data_dir / KEY_FILE, data_dir / SALT_FILE
     if not key_path.exists():
         pem = Ed25519PrivateKey.generate().private_bytes(

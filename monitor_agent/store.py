@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -285,7 +286,17 @@ class Store:
         self.retention_days = retention_days
         self.on_federation_stored = on_federation_stored
         self.on_error = on_error
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The database holds private task fields: a new data dir and file are the owner's only
+        # (SQLite gives the -wal/-shm files the database file's mode).
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise FederationError(
+                FedCode.DATABASE_ERROR, f"database error while creating {self.path}: {exc}"
+            ) from exc
         self._write_lock = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -730,17 +741,13 @@ class Store:
                     peer_ids.add(item)
                     continue
                 row: FederationTaskRow = item
-                first = (
-                    conn.execute(
-                        "SELECT 1 FROM federation_tasks WHERE source_node = ? AND task_id = ? LIMIT 1",
-                        (row.source_node, row.task_id),
-                    ).fetchone()
-                    is None
-                )
-                cur = conn.execute(
+                # One statement per row: whether this is the task's first event comes from the
+                # subquery and back through RETURNING (nothing returned: a duplicate, ignored).
+                inserted = conn.execute(
                     "INSERT OR IGNORE INTO federation_tasks (source_node, task_id, event, chain_id, "
                     "block_number, task_type, status, execution_time_ms, timestamp, received_at, first) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NOT EXISTS (SELECT 1 FROM federation_tasks "
+                    "WHERE source_node = ?1 AND task_id = ?2)) RETURNING first",
                     (
                         row.source_node,
                         row.task_id,
@@ -752,11 +759,10 @@ class Store:
                         row.execution_time_ms,
                         row.timestamp,
                         row.received_at,
-                        int(first),
                     ),
-                )
-                if cur.rowcount == 1:
-                    stored.append((row, first))
+                ).fetchone()
+                if inserted is not None:
+                    stored.append((row, bool(inserted[0])))
             if stored or peer_ids:
                 self._count_peer_tasks(stored)
                 counted[0] = True

@@ -349,6 +349,7 @@ def run_playbook(
     inventory = Path(inventory).resolve()
     if not inventory.exists():
         raise DeployError(f"inventory not found: {inventory}")
+    check_inventory(inventory)
     book = find_playbook(playbook, ansible_dir)
     env = runner_env()
     if not shutil.which("ansible-playbook", path=env["PATH"]):
@@ -404,6 +405,26 @@ def run_playbook(
     finally:
         shutil.rmtree(private, ignore_errors=True)
     return reporter.result
+
+
+def check_inventory(path: Path) -> None:
+    """A YAML inventory that does not parse stops here with its line: ansible-playbook would only
+    warn, fall back to an empty inventory and "succeed" on zero hosts."""
+    if not path.is_file() or path.suffix.lower() not in (".yml", ".yaml"):
+        return  # INI inventories, directories and scripts are ansible's to judge
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeployError(f"cannot read inventory {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or exc
+        raise DeployError(f"{where}: the inventory is not valid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise DeployError(f"{path}: the inventory must be a mapping of groups (e.g. nats_seeds: {{hosts: ...}})")
 
 
 def report(result: DeployResult, out: Out = print) -> None:

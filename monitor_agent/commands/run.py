@@ -51,6 +51,23 @@ def command(threads: int, access_log: bool) -> None:
     Binds 127.0.0.1:8090 unless MONITOR_HOST / MONITOR_PORT say otherwise.
     Stop with Ctrl-C or SIGTERM: peers are told this node went offline and
     the database is closed cleanly.
+
+    \b
+    Main settings (environment; all of them: docs/PROTOCOL.md section 7):
+      DATA_DIR=./data              database, node key, API token (0600)
+      NODE_LOG_SOURCE=docker       docker (NODE_CONTAINER=runner-node), files (NODE_LOG_DIR), none
+      ENABLE_FEDERATION=false      opt in to sharing with the seed(s) of FEDERATION_SEED_URL
+      FEDERATION_CREDENTIALS       file from `seedctl users credentials` (user:password or nkey)
+      FEDERATION_PRIVACY=standard  or strict (no block numbers, coarse times)
+      MONITOR_API_TOKEN            token for settings/erasure and private fields; default: generated
+                                   into DATA_DIR/api-token
+
+    \b
+    Examples:
+      monitor-agent run
+      NODE_LOG_SOURCE=files NODE_LOG_DIR=/var/log/truebit monitor-agent run
+      ENABLE_FEDERATION=true FEDERATION_SEED_URL=nats://seed.example.org:4222 \\
+        FEDERATION_CREDENTIALS=./monitor/monitor.nk monitor-agent run
     """
     try:
         config = load_config()

@@ -29,7 +29,7 @@ def ensure_api_token(configured: str | None, data_dir: Path) -> ApiToken:
         existing = ""
     if len(existing) >= 16:
         return ApiToken(existing, path, False)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # DATA_DIR holds private task data
     value = secrets.token_urlsafe(32)
     # O_EXCL on a temp name then rename: never a moment where the token is world-readable.
     tmp = path.with_name(f".{TOKEN_FILE}.{os.getpid()}.tmp")

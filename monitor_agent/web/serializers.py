@@ -226,7 +226,7 @@ def outgoing(item: Any) -> dict[str, Any]:
         "subject": _get(item, "subject"),
         "payload": payload,
         # The NATS headers go out with the payload (Tbf-Key, Tbf-Sig): part of what is sent.
-        "headers": {},
+        "headers": {str(k): str(v) for k, v in headers.items()} if isinstance(headers, Mapping) else {},
         "at": ts(_get(item, "at", "sentAt", "sent_at")),
         "blocked": bool(_get(item, "blocked", default=False)),
         "reason": _get(item, "reason"),

@@ -60,7 +60,11 @@ def handshake_problem(headers) -> tuple[int, str, dict[str, str] | None] | None:
     if version is None or version.strip() != "13":
         # RFC 6455 4.2.2: an unsupported version gets 426 and the version we speak.
         status = 400 if version is None else 426
-        return status, "WebSocket handshake: Sec-WebSocket-Version must be 13", {"Sec-WebSocket-Version": "13"}
+        return (
+            status,
+            "WebSocket handshake: Sec-WebSocket-Version must be 13",
+            {"Sec-WebSocket-Version": "13"},
+        )
     key = headers.get("Sec-WebSocket-Key", "").strip()
     try:
         valid_key = len(base64.b64decode(key, validate=True)) == 16

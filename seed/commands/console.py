@@ -38,6 +38,13 @@ def command(spec_path, host, port, db, interval, secure_cookies, access_log):
     Prometheus scrapes /metrics with the bearer token in <secrets_dir>/console-metrics.password.
     It binds 127.0.0.1 by default: reach it through an SSH tunnel, e.g.
       ssh -L 8300:127.0.0.1:8300 seed-host   then open http://127.0.0.1:8300/
+
+    \b
+    Examples:
+      seedctl console --spec configs/seed.example.yaml
+      seedctl console --spec prod.yaml --port 8400 --interval 30
+      seedctl console --spec prod.yaml --secure-cookies     # behind an HTTPS reverse proxy
+      curl -H "Authorization: Bearer $(cat secrets/console-metrics.password)" http://127.0.0.1:8300/metrics
     """
     from seed.console import create_app
     from seed.console.serve import ConsoleServer

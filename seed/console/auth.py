@@ -68,7 +68,12 @@ def csrf_token() -> str:
 def _csrf_ok() -> bool:
     sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
     expected = session.get("csrf") or ""
-    return bool(expected) and hmac.compare_digest(sent, expected)
+    return bool(expected) and _same(sent, expected)
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time equality; on bytes, because compare_digest refuses non-ASCII str (a 500)."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8", "replace"))
 
 
 def _safe_next(target: str | None) -> str:
@@ -94,7 +99,7 @@ def _password_ok(given: str) -> bool:
 def _bearer_ok() -> bool:
     token = current_app.config.get("METRICS_TOKEN")
     header = request.headers.get("Authorization", "")
-    return bool(token) and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip(), token)
+    return bool(token) and header.startswith("Bearer ") and _same(header[7:].strip(), token)
 
 
 def gate():

@@ -57,6 +57,30 @@ def test_schema_is_versioned_wal_and_reopens(tmp_path):
     assert err.value.code == "FED_006" and "newer" in err.value.message
 
 
+def test_a_new_data_dir_and_database_are_private_to_the_owner(tmp_path):
+    """The database holds execution ids, wallets and inputs: other local users must not read it."""
+    import os
+    import stat
+
+    from monitor_agent.identity import load_identity
+
+    old = os.umask(0o022)  # the usual umask, which would leave 0755 dirs and 0644 files
+    try:
+        data = tmp_path / "data"
+        load_identity(data)
+        s = Store(data / "truebit-monitor.db")
+        try:
+            s.upsert_local_task(ev("received", "0b7c1d2e-3333-4000-8000-00000000000c"))
+            mode = {p.name: stat.S_IMODE(p.stat().st_mode) for p in data.iterdir()}
+        finally:
+            s.close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert mode["truebit-monitor.db"] == 0o600
+    assert all(m & 0o077 == 0 for m in mode.values()), mode
+
+
 def test_lifecycle_merge_is_idempotent_and_keeps_private_fields_local(store):
     task, changed = store.upsert_local_task(
         ev("received", chain_id=43113, block_number=30_000_000, task_type="js", private={"wallet": "0xab"})

@@ -77,3 +77,18 @@ def test_runner_env_puts_this_venv_first_on_path():
     env = deploy.runner_env()
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
     assert env["ANSIBLE_GATHERING"] == "explicit" and env["ANSIBLE_PIPELINING"] == "True"
+
+
+def test_a_broken_yaml_inventory_is_named_with_its_line_before_ansible_runs(tmp_path):
+    import pytest
+
+    bad = tmp_path / "inv.yml"
+    bad.write_text("nats_seeds:\n  hosts:\n    seed-1: {ansible_host: [\n")
+    with pytest.raises(deploy.DeployError) as exc:
+        deploy.run_playbook("seed", bad, {}, out=lambda _line: None)
+    assert str(bad) in str(exc.value) and "not valid YAML" in str(exc.value)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- seed-1\n")
+    with pytest.raises(deploy.DeployError, match="mapping of groups"):
+        deploy.run_playbook("seed", listed, {}, out=lambda _line: None)
+    deploy.check_inventory(tmp_path)  # not a file: left to ansible

@@ -59,6 +59,11 @@ def test_forms_without_the_csrf_token_are_refused(console):
         r = c.post("/logout", data={})
         assert r.status_code == 400
         assert c.get("/").status_code == 200  # still logged in: the forged logout did nothing
+        # A non-ASCII token is a plain refusal, not a 500 (compare_digest refuses non-ASCII str).
+        r = c.post("/logout", data={"csrf_token": "été-forgé"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "csrf"
+        r = c.post("/logout", headers={"X-CSRF-Token": "é".encode()})
+        assert r.status_code == 400
 
 
 @pytest.mark.slow
@@ -79,6 +84,7 @@ def test_failed_logins_are_rate_limited(console):
 def test_metrics_accepts_its_bearer_token_only(console):
     with console.client() as c:
         assert c.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert c.get("/metrics", headers={"Authorization": "Bearer été".encode()}).status_code == 401
         r = c.get("/metrics", headers={"Authorization": f"Bearer {console.metrics_token}"})
         assert r.status_code == 200
         assert 'nats_seed_up{seed="seed-1"} 1.0' in r.text

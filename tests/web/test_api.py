@@ -245,7 +245,9 @@ def test_a_database_fault_is_a_logged_503_and_the_server_keeps_answering(agent_f
     assert a.get("/api/health").status_code == 200, "liveness is not readiness"
 
 
-def test_privacy_outbox_shows_payload_and_headers_exactly_as_the_wire_carries_them(agent_factory, seed, openapi):
+def test_privacy_outbox_shows_payload_and_headers_exactly_as_the_wire_carries_them(
+    agent_factory, seed, openapi
+):
     """What an observer on the seed receives is what /api/privacy and the Privacy tab show, headers too."""
     import asyncio
     import time
@@ -262,7 +264,9 @@ def test_privacy_outbox_shows_payload_and_headers_exactly_as_the_wire_carries_th
             deadline = time.monotonic() + 10
             while not a.agent.status()["connected"] and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            a.agent.submit_task_event(local_event("received", "0b7c1d2e-2222-4000-8000-00000000000b", chain_id=1))
+            a.agent.submit_task_event(
+                local_event("received", "0b7c1d2e-2222-4000-8000-00000000000b", chain_id=1)
+            )
             return a, await sub.next_msg(timeout=10)
         finally:
             await nc.close()

@@ -163,7 +163,11 @@ def test_shutdown_closes_clients_with_going_away(agent_factory):
         ({"Connection": "Upgrade"}, 400, "Sec-WebSocket-Version"),  # no version, no key
         ({"Connection": "Upgrade", "Sec-WebSocket-Version": "8", "Sec-WebSocket-Key": "x"}, 426, "13"),
         ({"Connection": "Upgrade", "Sec-WebSocket-Version": "13"}, 400, "Sec-WebSocket-Key"),
-        ({"Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "garbage"}, 400, "Key"),
+        (
+            {"Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "garbage"},
+            400,
+            "Key",
+        ),
         ({"Connection": "keep-alive", "Sec-WebSocket-Version": "13"}, 400, "Connection"),
     ],
 )
