@@ -414,8 +414,19 @@ def check_inventory(path: Path) -> None:
         return  # INI inventories, directories and scripts are ansible's to judge
     import yaml
 
+    class _Loader(yaml.SafeLoader):  # Ansible's own tags (!vault, !unsafe) are valid in an inventory
+        pass
+
+    def _any_tag(loader, _suffix, node):
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        return loader.construct_scalar(node)
+
+    _Loader.add_multi_constructor("!", _any_tag)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (safe loader)
     except (OSError, UnicodeDecodeError) as exc:
         raise DeployError(f"cannot read inventory {path}: {exc}") from None
     except yaml.YAMLError as exc:
@@ -424,7 +435,9 @@ def check_inventory(path: Path) -> None:
         problem = getattr(exc, "problem", None) or exc
         raise DeployError(f"{where}: the inventory is not valid YAML: {problem}") from None
     if not isinstance(data, dict):
-        raise DeployError(f"{path}: the inventory must be a mapping of groups (e.g. nats_seeds: {{hosts: ...}})")
+        raise DeployError(
+            f"{path}: the inventory must be a mapping of groups (e.g. nats_seeds: {{hosts: ...}})"
+        )
 
 
 def report(result: DeployResult, out: Out = print) -> None:

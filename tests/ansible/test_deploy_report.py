@@ -92,3 +92,12 @@ def test_a_broken_yaml_inventory_is_named_with_its_line_before_ansible_runs(tmp_
     with pytest.raises(deploy.DeployError, match="mapping of groups"):
         deploy.run_playbook("seed", listed, {}, out=lambda _line: None)
     deploy.check_inventory(tmp_path)  # not a file: left to ansible
+
+
+def test_ansible_tags_in_a_yaml_inventory_are_not_an_error(tmp_path):
+    inv = tmp_path / "inv.yml"
+    inv.write_text(
+        "nats_seeds:\n  hosts:\n    seed-1:\n      secret: !vault |\n          $ANSIBLE_VAULT;1.1;AES256\n"
+        "          6162\n      raw: !unsafe '{{ not_templated }}'\n"
+    )
+    deploy.check_inventory(inv)  # no DeployError
