@@ -34,3 +34,7 @@ def main() -> None:
         cli(standalone_mode=True)
     except KeyboardInterrupt:  # pragma: no cover - interactive
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

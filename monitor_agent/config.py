@@ -87,12 +87,16 @@ class Config:
 
 
 def redact_url(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # not even a URL: never echo what may hold a password
+        return "<unparseable URL>" if "@" in url else url
     if parts.password is None and parts.username is None:
         return url
     host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    if port:
+        host = f"{host}:{port}"
     user = parts.username or ""
     return f"{parts.scheme}://{user}:***@{host}{parts.path}"
 

@@ -27,7 +27,7 @@ def cli(verbose: bool) -> None:
 
     \b
     Typical flow:
-      seedctl users add monitor --spec configs/seed.example.yaml
+      seedctl users add node-a3f7c9d2e1 --role enrolled --spec configs/seed.example.yaml
       seedctl render --spec configs/seed.example.yaml
       seedctl check  --spec configs/seed.example.yaml
       seedctl up     --spec configs/seed.example.yaml

@@ -46,7 +46,12 @@ def _check_name(name: str) -> str:
 
 def ensure_dir(secrets_dir: Path) -> Path:
     secrets_dir = Path(secrets_dir)
-    secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise SecretError(
+            f"secrets_dir {str(secrets_dir)!r} cannot be created: {exc.strerror or exc}"
+        ) from None
     with contextlib.suppress(OSError):  # not ours to chmod (e.g. a shared mount): keep going
         os.chmod(secrets_dir, 0o700)
     return secrets_dir

@@ -183,8 +183,29 @@ class _Node:
         self.line = line
 
 
-def _to_nodes(loader: yaml.SafeLoader, node: yaml.Node, path: Path) -> _Node:
+MAX_SPEC_VALUES = 100_000  # what YAML aliases may expand to: a spec is small, a "billion laughs" is not
+
+
+def _to_nodes(loader: yaml.SafeLoader, node: yaml.Node, path: Path, walk: dict | None = None) -> _Node:
+    # Aliases (&anchor / *ref) are allowed, but a reference to an enclosing node (a cycle) and
+    # an expansion past MAX_SPEC_VALUES are refused instead of recursing or spinning.
+    walk = {"stack": set(), "count": 0} if walk is None else walk
     line = node.start_mark.line + 1
+    walk["count"] += 1
+    if walk["count"] > MAX_SPEC_VALUES:
+        raise SpecError(path, line, "", f"YAML aliases expand to more than {MAX_SPEC_VALUES} values")
+    if id(node) in walk["stack"]:
+        raise SpecError(path, line, "", "a YAML alias refers to a node that contains it (a cycle)")
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        walk["stack"].add(id(node))
+        try:
+            return _container_to_nodes(loader, node, path, walk, line)
+        finally:
+            walk["stack"].discard(id(node))
+    return _Node(loader.construct_object(node, deep=True), line)
+
+
+def _container_to_nodes(loader: yaml.SafeLoader, node: yaml.Node, path: Path, walk: dict, line: int) -> _Node:
     if isinstance(node, yaml.MappingNode):
         out: dict[str, _Node] = {}
         key_lines: dict[str, int] = {}
@@ -197,11 +218,9 @@ def _to_nodes(loader: yaml.SafeLoader, node: yaml.Node, path: Path) -> _Node:
                     path, k.start_mark.line + 1, key, f"duplicate key (first at line {key_lines[key]})"
                 )
             key_lines[key] = k.start_mark.line + 1
-            out[key] = _to_nodes(loader, v, path)
+            out[key] = _to_nodes(loader, v, path, walk)
         return _Node(out, line)
-    if isinstance(node, yaml.SequenceNode):
-        return _Node([_to_nodes(loader, v, path) for v in node.value], line)
-    return _Node(loader.construct_object(node, deep=True), line)
+    return _Node([_to_nodes(loader, v, path, walk) for v in node.value], line)
 
 
 def _parse_yaml(path: Path) -> _Node:

@@ -194,3 +194,28 @@ def test_documented_example_config_matches_the_template():
     }
     expected = render.render_server(spec, spec.servers[0], placeholder)
     assert (ROOT / "configs" / "nats-server.example.conf").read_text() == expected
+
+
+def test_yaml_alias_cycles_and_alias_bombs_are_refused_quickly(tmp_path):
+    """A hostile or broken spec must give one clear error, not a RecursionError or a hung CPU."""
+    import time
+
+    cyclic = _write(tmp_path, "name: x\nservers: &a [*a]\n")
+    with pytest.raises(SpecError, match="cycle"):
+        load_spec(cyclic)
+    lines = ["name: x", 'a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    bomb = _write(tmp_path, "\n".join(lines) + "\n")
+    started = time.monotonic()
+    with pytest.raises(SpecError, match="expand to more than"):
+        load_spec(bomb)
+    assert time.monotonic() - started < 5
+
+
+def test_plain_yaml_anchors_still_work(tmp_path):
+    spec = _write(
+        tmp_path,
+        "name: x\nservers:\n  - &s {name: seed-1, host: 127.0.0.1, client_port: 4222, monitor_port: 8222}\n"
+        "users:\n  - {name: monitor, role: monitor}\n",
+    )
+    assert load_spec(spec).servers[0].name == "seed-1"
