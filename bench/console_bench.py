@@ -12,31 +12,20 @@ from __future__ import annotations
 
 import argparse
 import re
-import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _seed_bench import write_cluster_spec  # noqa: E402
 
 from seed import lifecycle  # noqa: E402
 from seed.console import create_app  # noqa: E402
 from seed.console.history import History  # noqa: E402
 from seed.health import CheckResult, Sample, ServerReport, Status  # noqa: E402
 from seed.spec import load_spec  # noqa: E402
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def fill_history(db: Path, names: list[str], now: float) -> int:
@@ -81,14 +70,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=500)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="console-bench-") as tmp:
-        ports = free_ports(9)
-        servers = [
-            {"name": f"seed-{i + 1}", "client_port": ports[3 * i], "cluster_port": ports[3 * i + 1],
-             "monitor_port": ports[3 * i + 2]}
-            for i in range(3)
-        ]  # fmt: skip
-        spec_path = Path(tmp) / "seed.yaml"
-        spec_path.write_text(yaml.safe_dump({"name": "bench", "servers": servers}))
+        spec_path = write_cluster_spec(Path(tmp))
         spec = load_spec(spec_path)
         db = Path(tmp) / "console.db"
         t = time.perf_counter()

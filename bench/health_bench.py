@@ -13,7 +13,6 @@ wall time of the real `seedctl health` process.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,24 +21,15 @@ import time
 from pathlib import Path
 
 import httpx
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _seed_bench import write_cluster_spec  # noqa: E402
 
 from seed import lifecycle  # noqa: E402
 from seed.health import DigestOracle, run_health  # noqa: E402
 from seed.health.status import Status  # noqa: E402
 from seed.spec import load_spec  # noqa: E402
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def median_ms(samples: list[float]) -> float:
@@ -51,14 +41,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=30)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="health-bench-") as tmp:
-        ports = free_ports(9)
-        servers = [
-            {"name": f"seed-{i + 1}", "client_port": ports[3 * i], "cluster_port": ports[3 * i + 1],
-             "monitor_port": ports[3 * i + 2]}
-            for i in range(3)
-        ]  # fmt: skip
-        spec_path = Path(tmp) / "seed.yaml"
-        spec_path.write_text(yaml.safe_dump({"name": "bench", "servers": servers}))
+        spec_path = write_cluster_spec(Path(tmp))
         spec = load_spec(spec_path)
         lifecycle.up(spec)
         try:

@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import shutil
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,19 +17,8 @@ from monitor_agent.agent import Agent
 from monitor_agent.config import load_config
 from monitor_agent.model import TaskEvent
 from tests.plugins.seed import SeedHandle, build_spec_data
-from tests.plugins.tools import free_port
-
-
-def _ports() -> Callable[[], int]:
-    given: set[int] = set()
-
-    def make() -> int:
-        while (p := free_port()) in given:
-            pass
-        given.add(p)
-        return p
-
-    return make
+from tests.plugins.tools import unique_ports
+from tests.plugins.tools import wait_for as wait_for  # re-exported for the agent tests
 
 
 def make_seed(root: Path, binary: str, secret_cache: Path, **kw) -> SeedHandle:
@@ -39,7 +26,7 @@ def make_seed(root: Path, binary: str, secret_cache: Path, **kw) -> SeedHandle:
     from seed.render import effective_users, user_password
     from seed.spec import load_spec
 
-    data = build_spec_data(_ports(), **kw)
+    data = build_spec_data(unique_ports(), **kw)
     spec_path = root / "seed.yaml"
     spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
     spec = load_spec(spec_path)
@@ -91,18 +78,6 @@ def make_agent(tmp_path_factory):
     for agent in reversed(made):
         with contextlib.suppress(Exception):
             agent.stop()
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, what: str = ""):
-    """Poll until `predicate()` is truthy; its value, or AssertionError naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 def task_event(kind: str, execution_id: str, **kw) -> TaskEvent:

@@ -19,20 +19,7 @@ from seed import deploy
 from seed.render import effective_users, user_password
 from seed.spec import Spec, load_spec
 from tests.plugins.seed import build_spec_data
-from tests.plugins.tools import free_port
-
-
-def unique_ports():
-    given: set[int] = set()
-
-    def make() -> int:
-        while True:
-            p = free_port()
-            if p not in given:
-                given.add(p)
-                return p
-
-    return make
+from tests.plugins.tools import unique_ports
 
 
 def inventory_data(root: Path, names: list[str], nats_server_bin: str) -> dict:

@@ -41,34 +41,32 @@ class Output:
             self._q.put(line.rstrip("\n"))
         self._q.put(None)
 
+    def _new_lines(self, timeout: float):
+        """Lines as they arrive (each kept in `lines`) until `timeout` passes or the stream ends."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._q.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            self.lines.append(line)
+            yield line
+
     def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
         rx = re.compile(pattern)
         for line in self.lines:
             if m := rx.search(line):
                 return m
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._q.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            self.lines.append(line)
+        for line in self._new_lines(timeout):
             if m := rx.search(line):
                 return m
         raise AssertionError(f"no line matching {pattern!r}; output so far:\n" + "\n".join(self.lines))
 
     def rest(self, timeout: float = 5.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._q.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            self.lines.append(line)
+        for _ in self._new_lines(timeout):
+            pass
         return "\n".join(self.lines)
 
 

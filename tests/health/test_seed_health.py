@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-import time
 
 import nats
 import pytest
@@ -14,6 +13,7 @@ from click.testing import CliRunner
 
 from seed.cli import cli
 from seed.health.runner import run_sync
+from tests.plugins.tools import wait_for as _wait_for
 
 
 def health(handle, *args: str) -> tuple[int, dict]:
@@ -33,14 +33,7 @@ def _topology_is(report: dict, server: str, status: str) -> dict | None:
 
 
 def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
+    return _wait_for(predicate, timeout=timeout, interval=0.1, what=what)
 
 
 def test_healthy_single_seed_is_all_ok_exit_0(seed):

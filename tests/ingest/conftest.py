@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from monitor_agent.agent import Agent
 from monitor_agent.config import load_config
 from tests.plugins.docker_engine import docker_engine  # noqa: F401  (the fixture)
+from tests.plugins.tools import wait_for as _wait_for
 
 CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "node-logs"
 
@@ -43,15 +43,8 @@ def make_agent(tmp_path):
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
-    """Poll until `predicate()` is truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    """Poll until `predicate()` is truthy; fail with `what` after `timeout` seconds (longer default)."""
+    return _wait_for(predicate, timeout=timeout, interval=interval, what=what)
 
 
 def all_tasks(agent: Agent) -> dict[str, dict]:

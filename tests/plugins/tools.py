@@ -10,6 +10,8 @@ import os
 import shutil
 import socket
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -47,9 +49,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def port_factory():
-    """Call it for as many distinct free loopback ports as a test needs."""
+def unique_ports():
+    """A callable returning a distinct free loopback port on each call."""
     given: set[int] = set()
 
     def make() -> int:
@@ -60,6 +61,24 @@ def port_factory():
                 return p
 
     return make
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, what: str = ""):
+    """Poll until `predicate()` is truthy; its value, or AssertionError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def port_factory():
+    """Call it for as many distinct free loopback ports as a test needs."""
+    return unique_ports()
 
 
 @pytest.fixture(scope="session")
