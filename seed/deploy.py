@@ -135,14 +135,19 @@ def rotation_vars(
         raise DeployError(f"--new-user {new_user}: already a user with role {users[new_user].role}")
     hashes = render.all_hashes(spec)
     if new_user not in users:
+        # The new user authenticates the way the old one did (an nkey monitor stays nkey).
+        auth = users[old_user].auth
         if create:
-            secrets.register_user(spec.secrets_dir, new_user, "monitor")
-            hashes[new_user] = secrets.bcrypt_hash(spec.secrets_dir, new_user)
+            secrets.register_user(spec.secrets_dir, new_user, "monitor", auth=auth)
+            hashes[new_user] = render.user_hash(spec, UserSpec(new_user, "monitor", auth=auth))
         else:
-            hashes[new_user] = secrets.hash_password(
-                Path(tempfile.mkdtemp(prefix="seedctl-check-")), new_user, secrets.generate_password()
+            scratch = Path(tempfile.mkdtemp(prefix="seedctl-check-"))
+            hashes[new_user] = (
+                secrets.nkey_public(scratch, new_user)
+                if auth == "nkey"
+                else secrets.hash_password(scratch, new_user, secrets.generate_password())
             )
-            spec = dataclasses.replace(spec, users=spec.users + (UserSpec(new_user, "monitor"),))
+            spec = dataclasses.replace(spec, users=spec.users + (UserSpec(new_user, "monitor", auth=auth),))
     transition = seed_servers_vars(spec, hashes)
     final = copy.deepcopy(transition)
     for entry in final.values():

@@ -101,3 +101,30 @@ def test_ansible_tags_in_a_yaml_inventory_are_not_an_error(tmp_path):
         "          6162\n      raw: !unsafe '{{ not_templated }}'\n"
     )
     deploy.check_inventory(inv)  # no DeployError
+
+
+def test_rotation_keeps_the_old_users_way_of_authenticating(seed_factory, tmp_path):
+    """Rotating an nkey monitor gives the new user an nkey (not a password), and vice versa."""
+    import shutil
+    from pathlib import Path
+
+    from seed.spec import load_spec
+
+    example = tmp_path / "seed.yaml"
+    shutil.copy(Path(__file__).resolve().parents[2] / "configs" / "seed.example.yaml", example)
+    nkey_spec = load_spec(example)
+    assert next(u for u in nkey_spec.users if u.name == "monitor").auth == "nkey"
+    for create in (False, True):
+        out = deploy.rotation_vars(nkey_spec, "monitor", f"monitor-{int(create)}", 60, create=create)
+        users = {u["name"]: u for u in out["nats_seed_servers_transition"]["seed-1"]["context"]["fed_users"]}
+        new = users[f"monitor-{int(create)}"]
+        assert new["auth"] == "nkey" and new["nkey"].startswith("U") and new["hash"] is None
+        final = {u["name"] for u in out["nats_seed_servers"]["seed-1"]["context"]["fed_users"]}
+        assert "monitor" not in final and f"monitor-{int(create)}" in final
+    assert out["monitor_agent_credentials"].startswith("SU")  # the new monitor's nkey seed
+
+    password_spec = seed_factory(start=False).spec
+    out = deploy.rotation_vars(password_spec, "monitor", "monitor-2", 60, create=True)
+    users = {u["name"]: u for u in out["nats_seed_servers_transition"]["seed-1"]["context"]["fed_users"]}
+    assert users["monitor-2"]["auth"] == "password" and users["monitor-2"]["hash"].startswith("$2")
+    assert out["monitor_agent_credentials"].startswith("monitor-2:")
