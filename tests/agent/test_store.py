@@ -318,3 +318,34 @@ def test_cached_feed_pages_never_outlive_a_change(store):
     assert store.query_federation_tasks_json(100, chain_id=1)[1] == 1
     store.clear_federation()
     assert store.query_federation_tasks_json(100, chain_id=1) == ("[]", 0)
+
+
+def test_one_batch_marks_exactly_one_first_event_per_task_and_ignores_duplicates(tmp_path):
+    """Batched inserts: a task seen before, a task new in this batch twice, exact duplicates."""
+    s = Store(tmp_path / "t.db", start_writer=False)
+    s.enqueue_federation_task(row(n=1, event="task_received", exec_ms=None))
+    s.start_writer()
+    assert s.flush()
+    base = now_ms()
+    batch = [
+        row(n=1, event="task_completed", received_at=base),  # task 1 seen in an earlier batch
+        row(n=2, event="task_received", exec_ms=None, received_at=base + 1),  # new task, twice in batch
+        row(n=2, event="task_completed", received_at=base + 2),
+        row(n=2, event="task_completed", received_at=base + 3),  # exact duplicate: ignored
+        row(node="node-bbbbbbbbbb", n=2, event="task_failed", received_at=base + 4),  # same id, other node
+    ]
+    for r in batch:
+        s.enqueue_federation_task(r)
+    assert s.flush()
+    with sqlite3.connect(s.path) as c:
+        firsts = dict(
+            ((node, task), total)
+            for node, task, total in c.execute(
+                "SELECT source_node, task_id, SUM(first) FROM federation_tasks GROUP BY source_node, task_id"
+            )
+        )
+        rows_stored = c.execute("SELECT COUNT(*) FROM federation_tasks").fetchone()[0]
+    assert set(firsts.values()) == {1} and len(firsts) == 3
+    assert rows_stored == 5 and s.duplicates == 1
+    assert s.network_stats()["tasks24h"] == 3
+    s.close()
