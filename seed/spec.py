@@ -462,7 +462,7 @@ def _servers(r: _Reader, top: dict) -> tuple[ServerSpec, ...]:
         raise r.fail(node, "servers", "a list of at least one server is required")
     servers: list[ServerSpec] = []
     names: dict[str, int] = {}
-    ports: dict[tuple[str, int], str] = {}
+    bound: list[tuple[str, str, int, str]] = []  # (machine, address, port, who)
     for i, item in enumerate(node.value):
         where = f"servers[{i}]"
         m = r.mapping(item, where, _SERVER)
@@ -481,6 +481,7 @@ def _servers(r: _Reader, top: dict) -> tuple[ServerSpec, ...]:
             monitor_port=r.integer(m, "monitor_port", where, 8222, 1, 65535),
             public_host=r.string(m, "public_host", where, None, pattern=_HOST_RE, what=_HOST_WHAT),
         )
+        machine = machine_of(s)
         for key, host, port in (
             ("client_port", s.host, s.client_port),
             ("cluster_port", s.host, s.cluster_port),
@@ -488,14 +489,12 @@ def _servers(r: _Reader, top: dict) -> tuple[ServerSpec, ...]:
         ):
             if port is None:
                 continue
-            for other in _overlapping(host):
-                if (other, port) in ports:
+            for o_machine, o_host, o_port, who in bound:
+                if o_port == port and o_machine == machine and _overlap(host, o_host):
                     raise r.fail(
-                        m.get(key, item),
-                        f"{where}.{key}",
-                        f"port {port} on {host} is already used by {ports[(other, port)]}",
+                        m.get(key, item), f"{where}.{key}", f"port {port} on {host} is already used by {who}"
                     )
-            ports[(host, port)] = f"{name}.{key}"
+            bound.append((machine, host, port, f"{name}.{key}"))
         servers.append(s)
     if len(servers) > 1 and any(s.cluster_port is None for s in servers):
         bad = next(i for i, s in enumerate(servers) if s.cluster_port is None)
@@ -505,11 +504,24 @@ def _servers(r: _Reader, top: dict) -> tuple[ServerSpec, ...]:
     return tuple(servers)
 
 
-def _overlapping(host: str) -> tuple[str, ...]:
-    """Hosts whose ports collide with `host` (a wildcard bind overlaps every address)."""
-    if is_wildcard(host):
-        return ("*",)
-    return (host, "0.0.0.0", "::")
+def machine_of(server: ServerSpec) -> str:
+    """Which machine a server runs on, as far as the spec can tell: the first specific,
+    non-loopback address among public_host and host; "local" for servers bound to loopback or
+    a wildcard without a public_host. Ports only clash between servers on one machine, so
+    three seeds on three hosts may each keep monitoring on 127.0.0.1:8222."""
+    for h in (server.public_host, server.host):
+        if h and not is_wildcard(h) and not is_loopback(h):
+            return h.lower()
+    return "local"
+
+
+def _canonical(host: str) -> str:
+    return "127.0.0.1" if host == "localhost" else host.lower()
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Two bind addresses of one machine collide (a wildcard bind overlaps every address)."""
+    return is_wildcard(a) or is_wildcard(b) or _canonical(a) == _canonical(b)
 
 
 def _users(r: _Reader, top: dict, base: Path) -> tuple[UserSpec, ...]:

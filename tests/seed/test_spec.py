@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -148,6 +149,39 @@ def test_duplicate_port_across_servers_names_both(tmp_path):
         SpecError, match=r"servers\[1\]\.client_port: port 14222 on 127.0.0.1 is already used by seed-1"
     ):
         load_spec(path)
+
+
+def _three_hosts(**over) -> str:
+    servers = [
+        {"name": f"seed-{i}", "host": f"10.77.0.{i}", "cluster_port": 6222, "monitor_port": 8222}
+        for i in (1, 2, 3)
+    ]
+    for i, fields in over.items():
+        servers[int(i[1:])].update(fields)
+    return yaml.safe_dump({"name": "multi", "servers": servers}, sort_keys=False)
+
+
+def test_servers_on_different_hosts_share_loopback_monitor_and_the_same_ports(tmp_path):
+    # The multi-host layout: every seed keeps monitoring on its own 127.0.0.1:8222.
+    spec = load_spec(_write(tmp_path, _three_hosts()))
+    assert {s.monitor_url for s in spec.servers} == {"http://127.0.0.1:8222"}
+    # A wildcard bind with a public_host is a machine of its own too.
+    spec = load_spec(_write(tmp_path, _three_hosts(s1={"host": "0.0.0.0", "public_host": "seed-2.example"})))
+    assert spec.servers[1].client_host == "seed-2.example"
+
+
+@pytest.mark.parametrize(
+    "over, field",
+    [
+        # Two servers that the spec places on one machine still clash on loopback...
+        ({"s1": {"host": "0.0.0.0", "public_host": "10.77.0.1"}}, "servers[1].client_port"),
+        # ...and a wildcard bind overlaps a specific address declared before it (was missed).
+        ({"s0": {"host": "127.0.0.1"}, "s1": {"host": "0.0.0.0"}}, "servers[1].client_port"),
+    ],
+)
+def test_servers_on_one_host_still_clash(tmp_path, over, field):
+    with pytest.raises(SpecError, match=rf"{re.escape(field)}: port \d+ on .* is already used by seed-1"):
+        load_spec(_write(tmp_path, _three_hosts(**over)))
 
 
 def test_spec_defaults_are_the_documented_ones(tmp_path):
