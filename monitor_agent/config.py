@@ -327,10 +327,62 @@ def save_settings(data_dir: Path, changes: Mapping[str, bool]) -> dict[str, bool
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     tmp = data_dir / (SETTINGS_FILE + ".tmp")
-    tmp.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    # 0600 like everything else in DATA_DIR: the switches say whether this operator shares.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    os.chmod(tmp, 0o600)  # an older, looser tmp file keeps its mode through O_CREAT
     os.replace(tmp, data_dir / SETTINGS_FILE)
     return merged
 
 
 def config_fields() -> tuple[str, ...]:
     return tuple(f.name for f in fields(Config))
+
+
+# Variables holding a path: in an env file, a relative value is relative to the file itself,
+# so a hand-off folder from `seedctl users credentials` works wherever it is unpacked.
+PATH_VARIABLES = (
+    "FEDERATION_CREDENTIALS",
+    "FEDERATION_TLS_CA",
+    "FEDERATION_TLS_CERT",
+    "FEDERATION_TLS_KEY",
+    "DATA_DIR",
+    "NODE_LOG_DIR",
+)
+
+
+def read_env_file(path: str | Path) -> dict[str, str]:
+    """`KEY=VALUE` lines of an env file (`#` comments, optional quotes, optional `export `).
+
+    Only the agent's own variables are accepted (a typo is refused, naming file and line);
+    relative paths in PATH_VARIABLES are resolved against the file's directory.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            "--env-file", str(path), f"a readable env file ({getattr(exc, 'strerror', exc)})"
+        ) from None
+    out: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or key not in _ENV:
+            raise ConfigError(
+                f"{path}:{number}",
+                key or line,
+                "VARIABLE=value with one of the agent's variables (PROTOCOL.md §7)",
+            )
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        if key in PATH_VARIABLES and value and not Path(value).expanduser().is_absolute():
+            value = str((path.parent / value).resolve())
+        out[key] = value
+    return out

@@ -3,7 +3,8 @@
 `load_identity(data_dir, node_id=None) -> Identity` creates on first start
 `DATA_DIR/node.key` (PKCS#8 PEM, mode 0600) and `DATA_DIR/node.salt` (32 random bytes,
 hex, mode 0600). The nodeId is `node-` + the first 10 hex of SHA-256(public key) unless
-`FEDERATION_NODE_ID` gives another (validated: FED_005).
+`FEDERATION_NODE_ID` gives another (validated: FED_005; a `node-<10 hex>` id that is not this
+key's derived id is refused, since receivers would drop all its messages).
 
 `Identity.sign(payload) -> str` (base64url, no padding), `Identity.task_id(execution_id)`
 (`global-task-` + 12 hex of HMAC-SHA256(salt, execution id)); `verify(key_b64, sig_b64,
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .errors import FederationError
-from .protocol import NODE_ID_RE, FedCode
+from .protocol import DERIVED_NODE_ID_RE, NODE_ID_RE, FedCode
 
 KEY_FILE = "node.key"
 SALT_FILE = "node.salt"
@@ -142,4 +143,13 @@ def load_identity(data_dir: str | Path, node_id: str | None = None) -> Identity:
         raise FederationError(FedCode.INVALID_NODE_ID, f"{salt_path} holds a salt shorter than 16 bytes")
     public_raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     derived = node_id_for_key(public_raw)
+    if node_id is not None and node_id != derived and DERIVED_NODE_ID_RE.match(node_id):
+        # Receivers check that a node-<10 hex> id is its key's hash: every message would be dropped
+        # (key_mismatch) while this node looked CONNECTED. Refuse before anything is sent.
+        raise FederationError(
+            FedCode.INVALID_NODE_ID,
+            f"FEDERATION_NODE_ID={node_id} looks derived but this node's key ({key_path}) derives "
+            f"{derived}: receivers would drop every message. Unset FEDERATION_NODE_ID (this node is "
+            f"{derived}; an enrolled user must be named so), or use a custom id that is not node-<10 hex>",
+        )
     return Identity(private, public_raw, salt, node_id or derived, node_id is None or node_id == derived)

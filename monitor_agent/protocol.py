@@ -101,8 +101,13 @@ class FederationState(enum.StrEnum):
     DISABLED = "DISABLED"
     CONNECTING = "CONNECTING"
     CONNECTED = "CONNECTED"
+    DEGRADED = "DEGRADED"  # connected, but the seed refuses our publishes (FED_010): nothing we send arrives
     RECONNECTING = "RECONNECTING"
     ERROR = "ERROR"
+
+
+# States in which the connection to a seed is up (DEGRADED: up, but our publishes are refused).
+CONNECTED_STATES = (FederationState.CONNECTED, FederationState.DEGRADED)
 
 
 def subject_root(prefix: str = DEFAULT_SUBJECT_PREFIX) -> str:

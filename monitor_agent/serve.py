@@ -15,6 +15,7 @@ gunicorn.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -65,6 +66,10 @@ def _worker_exit(server: Any, worker: Any) -> None:
     web = getattr(app, "extensions", {}).get("monitor_agent") if app is not None else None
     if web is None:
         return
+    from . import runfile
+
+    with contextlib.suppress(OSError):
+        runfile.remove(web.agent.config.data_dir)
     try:
         web.agent.stop()
         log.info("agent stopped cleanly")
@@ -156,7 +161,12 @@ class AgentServer(BaseApplication):
 
                 config = load_config()
                 token = ensure_api_token(config.api_token, config.data_dir).value
-            return build_agent_app(config, token, self.options)
+            app = build_agent_app(config, token, self.options)
+            from . import runfile
+
+            # This worker holds the listening socket: commands of this DATA_DIR find it here.
+            runfile.write(config.data_dir, self.bind[0], self.bind[1])
+            return app
         except Exception as exc:
             # One clear line; the arbiter then stops with a boot error that `run` reports.
             log.error("monitor-agent could not start: %s", exc)

@@ -7,12 +7,14 @@ import logging
 import os
 import socket
 import sys
+from pathlib import Path
 
 import click
 
 from .. import __version__
-from ..config import load_config
-from ..errors import ConfigError
+from ..config import load_config, read_env_file
+from ..errors import ConfigError, FederationError
+from ..identity import load_identity
 from ..web.auth import ensure_api_token
 
 
@@ -43,7 +45,15 @@ def _fail(message: str, code: int) -> None:
 @click.option(
     "--access-log/--no-access-log", default=False, show_default=True, help="Log every HTTP request."
 )
-def command(threads: int, access_log: bool) -> None:
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Read settings from this file (VARIABLE=value lines, like the NAME.env `seedctl users "
+    "credentials` writes); relative paths in it are relative to the file. Variables already set in "
+    "the environment win.",
+)
+def command(threads: int, access_log: bool, env_file: Path | None) -> None:
     """Run the agent: read the node's logs, keep task history in DATA_DIR, share anonymized
     events only if ENABLE_FEDERATION=true, and serve the dashboard and API on MONITOR_PORT.
 
@@ -68,17 +78,17 @@ def command(threads: int, access_log: bool) -> None:
       NODE_LOG_SOURCE=files NODE_LOG_DIR=/var/log/truebit monitor-agent run
       ENABLE_FEDERATION=true FEDERATION_SEED_URL=nats://seed.example.org:4222 \\
         FEDERATION_CREDENTIALS=./monitor/monitor.nk monitor-agent run
+      ENABLE_FEDERATION=true monitor-agent run --env-file ./monitor/monitor.env
     """
     try:
+        if env_file is not None:
+            for key, value in read_env_file(env_file).items():
+                os.environ.setdefault(key, value)
         config = load_config()
     except ConfigError as exc:
         _fail(str(exc), 2)
     logging.getLogger().setLevel(config.log_level)
 
-    try:
-        token = ensure_api_token(config.api_token, config.data_dir)
-    except OSError as exc:
-        _fail(f"cannot use DATA_DIR={str(config.data_dir)!r}: {exc.strerror or exc}", 2)
     problem = _port_free(config.monitor_host, config.monitor_port)
     if problem is not None:
         if problem.errno == errno.EADDRINUSE:
@@ -87,6 +97,14 @@ def command(threads: int, access_log: bool) -> None:
             f"cannot listen on MONITOR_HOST={config.monitor_host}:{config.monitor_port}: {problem.strerror}",
             2,
         )
+    try:
+        # The node key is created here on first start; a FEDERATION_NODE_ID it cannot carry stops us now.
+        identity = load_identity(config.data_dir, config.node_id)
+        token = ensure_api_token(config.api_token, config.data_dir)
+    except FederationError as exc:
+        _fail(exc.message, 2)
+    except OSError as exc:
+        _fail(f"cannot use DATA_DIR={str(config.data_dir)!r}: {exc.strerror or exc}", 2)
 
     if token.created:
         click.echo(f"API token generated in {token.path} (send it as: Authorization: Bearer <token>)")
@@ -97,7 +115,7 @@ def command(threads: int, access_log: bool) -> None:
     )
     click.echo(
         f"monitor-agent {__version__}: dashboard and API on http://{config.monitor_host}:{config.monitor_port}/"
-        f" · federation {fed} · data in {config.data_dir}"
+        f" · federation {fed} · node {identity.node_id} · data in {config.data_dir}"
     )
     sys.stdout.flush()
     sys.stderr.flush()

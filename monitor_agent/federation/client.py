@@ -8,7 +8,9 @@ Thread-safe surface used by the agent (every method returns at once):
   state, last_error, status_fields(), outbox_snapshot(), counters()
 
 States: DISABLED -> CONNECTING -> CONNECTED <-> RECONNECTING, and ERROR (with a FED code)
-while connection attempts fail. Every transition is logged and emitted as a
+while connection attempts fail; CONNECTED -> DEGRADED when the seed refuses a publish
+(permissions violation: the credentials belong to another nodeId, or to an observer), with a
+FED_010 message naming the NATS user, the refused subject and the fix. Every transition is logged and emitted as a
 `federation_status` event; every error as `federation_error` {code, message, at}.
 nats-py itself retries forever (`max_reconnect_attempts=-1`) with
 FEDERATION_RECONNECT_TIMEOUT as `reconnect_time_wait`, failing over across the URL list.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import ssl
 import stat
 import threading
@@ -39,17 +42,20 @@ import nats
 from nats.aio.msg import Msg
 
 from .. import __version__, anonymizer, privacy_gate
-from ..config import Config, credentials_kind
+from ..config import Config, credentials_kind, redact_url
 from ..errors import FederationError
 from ..identity import Identity
 from ..metrics import AgentMetrics
 from ..model import LocalTask
 from ..protocol import (
+    CONNECTED_STATES,
+    DERIVED_NODE_ID_RE,
     HEARTBEAT_INTERVAL_S,
     KIND_PRESENCE,
     KIND_STATS,
     KIND_TASK,
     MAX_MESSAGE_BYTES,
+    NODE_ID_RE,
     RATE_LIMITS,
     STATS_MAX_SILENCE_S,
     FedCode,
@@ -63,6 +69,8 @@ from .pipeline import Accepted, ReceivePipeline
 from .ratelimit import TokenBucket
 
 log = logging.getLogger("monitor_agent.federation")
+
+_PUBLISH_REFUSED_RE = re.compile(r'permissions violation for publish to "?([^"\s]+)', re.IGNORECASE)
 
 OUTBOUND_BUFFER = 10_000
 OUTBOX_SNAPSHOT = 500
@@ -269,8 +277,11 @@ class FederationClient:
             if loop is not None and self.running:
                 asyncio.run_coroutine_threadsafe(self._sync_subscription(), loop)
         now_broadcasting = self.broadcast_tasks or self.broadcast_stats
-        if now_broadcasting != was_broadcasting and self.state == FederationState.CONNECTED:
+        if now_broadcasting != was_broadcasting and self.state in CONNECTED_STATES:
             self._send_presence("node_online" if now_broadcasting else "node_offline", force=True)
+        if not now_broadcasting and self.state == FederationState.DEGRADED:
+            # Nothing is published any more, so nothing can be refused: receiving works.
+            self._set_state(FederationState.CONNECTED, reason="broadcasting off")
 
     def outbox_snapshot(self) -> list[dict[str, Any]]:
         """The last 500 messages sent, oldest first, exactly as sent."""
@@ -279,7 +290,7 @@ class FederationClient:
     def status_fields(self) -> dict[str, Any]:
         return {
             "state": self.state.value,
-            "connected": self.state == FederationState.CONNECTED,
+            "connected": self.state in CONNECTED_STATES,
             "lastError": self.last_error,
         }
 
@@ -318,7 +329,7 @@ class FederationClient:
             "federation_status",
             {
                 "enabled": state != FederationState.DISABLED,
-                "connected": state == FederationState.CONNECTED,
+                "connected": state in CONNECTED_STATES,
                 "state": state.value,
                 "previous": old.value,
                 "nodeId": self.identity.node_id,
@@ -386,9 +397,9 @@ class FederationClient:
             self._buffer.popleft()  # newest kept: the oldest waiting message goes
             with self.counters_lock:
                 self.outbound_dropped += 1
-            reason = "buffer_full" if self.state == FederationState.CONNECTED else "disconnected_buffer_full"
+            reason = "buffer_full" if self.state in CONNECTED_STATES else "disconnected_buffer_full"
             self.metrics.outbound_dropped.labels(reason=reason).inc()
-            if self.state == FederationState.CONNECTED:
+            if self.state in CONNECTED_STATES:
                 self.record_error(
                     FedCode.RATE_LIMITED, "outbound rate limit: buffer full, oldest message dropped"
                 )
@@ -468,6 +479,8 @@ class FederationClient:
                 code, message = FedCode.NETWORK_TIMEOUT, "the seed did not complete the NATS handshake"
             else:
                 code, message = classify(exc), describe(exc)
+                if code == FedCode.AUTH_FAILED:
+                    message = self._auth_failed_message(message)
             self.record_error(code, message)
             self._set_state(FederationState.ERROR, reason=code.value)
             await self._close(nc)
@@ -571,7 +584,7 @@ class FederationClient:
             and last is not None
             and last["code"] in (FedCode.AUTH_FAILED.value, FedCode.TLS_ERROR.value)
             and time.monotonic() - self._specific_at < self._attempt_window()
-            and self.state != FederationState.CONNECTED
+            and self.state not in CONNECTED_STATES
         ):
             # The server hangs up after rejecting us: that reset is a consequence, the rejection the cause.
             self.metrics.errors.labels(code=code.value).inc()
@@ -591,18 +604,84 @@ class FederationClient:
             )
         if code in (FedCode.AUTH_FAILED, FedCode.TLS_ERROR):
             self._specific_at = time.monotonic()
+        if code == FedCode.AUTH_FAILED:
+            message = self._auth_failed_message(message)
+        refused = _PUBLISH_REFUSED_RE.search(str(exc))
+        if refused is not None:
+            self.record_error(code, self._publish_refused_message(refused.group(1)))
+            if self.state == FederationState.CONNECTED:
+                self._set_state(FederationState.DEGRADED, reason=f"{code.value}: publish refused")
+            return
         self.record_error(code, message)
         if self.state in (FederationState.CONNECTING, FederationState.ERROR):
             self._set_state(FederationState.ERROR, reason=code.value)
         if code == FedCode.SUBSCRIPTION_FAILED and "subscription" in str(exc).lower():
             self._sub = None
 
+    def _who(self) -> tuple[str, str | None]:
+        """(how to name our NATS user in a message, its user name if known). Never a secret."""
+        path = self.config.credentials_file
+        if path is None:
+            for url in self.config.seed_urls:
+                user = urlsplit(url).username
+                if user:
+                    return f"NATS user {user!r} (from FEDERATION_SEED_URL {redact_url(url)})", user
+            return "no NATS user (no FEDERATION_CREDENTIALS)", None
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError:
+            return f"the NATS user of FEDERATION_CREDENTIALS={path}", None
+        kind = credentials_kind(text)
+        first = next((ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")), "")
+        if kind == "password":
+            user = first.partition(":")[0]
+            return f"NATS user {user!r} (FEDERATION_CREDENTIALS={path})", user
+        if kind == "nkey":
+            try:
+                import nkeys
+
+                public = nkeys.from_seed(bytearray(first.encode())).public_key.decode()
+            except Exception:
+                public = "?"
+            return f"the nkey user {public} (FEDERATION_CREDENTIALS={path})", None
+        return f"the NATS user of FEDERATION_CREDENTIALS={path}", None
+
+    def _auth_failed_message(self, detail: str) -> str:
+        who, _user = self._who()
+        return (
+            f"{detail}: the seed rejected {who}. The user was removed or its secret rotated: ask the seed "
+            "operator for current credentials (seedctl users credentials NAME --out DIR) and restart"
+        )
+
+    def _publish_refused_message(self, subject: str) -> str:
+        who, user = self._who()
+        own = self.identity.node_id
+        if user and DERIVED_NODE_ID_RE.match(user) and user != own:
+            fix = (
+                f"these credentials are for node {user}, but this node's key derives {own}: ask the seed "
+                f"operator for an enrolled user {own} (seedctl users add {own})"
+            )
+        elif user and NODE_ID_RE.match(user) and user != own:
+            fix = (
+                f"if {user!r} is an enrolled user, it may publish only as its own name: set "
+                f"FEDERATION_NODE_ID={user} and restart (the NAME.env from seedctl users credentials sets "
+                "it); if it is an observer (read-only), set FEDERATION_BROADCAST_TASKS=false and "
+                "FEDERATION_BROADCAST_STATS=false"
+            )
+        else:
+            fix = (
+                "an enrolled user may publish only as its own name: set FEDERATION_NODE_ID to that name "
+                "(seedctl users list on the seed shows it) and restart; an observer cannot publish: set "
+                "FEDERATION_BROADCAST_TASKS=false and FEDERATION_BROADCAST_STATS=false"
+            )
+        return f"the seed refused publish to {subject} for {who} as node {own}: {fix}"
+
     def _attempt_window(self) -> float:
         """Seconds one round of connection attempts can take (wait + timeout, with slack)."""
         return self.config.reconnect_timeout_ms / 1000 * 2 + CONNECT_TIMEOUT_S + 1
 
     async def _on_disconnected(self) -> None:
-        if not self._stopping and self.state == FederationState.CONNECTED:
+        if not self._stopping and self.state in CONNECTED_STATES:
             self._set_state(FederationState.RECONNECTING, reason="connection lost")
 
     async def _on_reconnected(self) -> None:
@@ -618,7 +697,7 @@ class FederationClient:
     async def _sender(self, nc: nats.NATS) -> None:
         assert self._wake is not None
         while True:
-            if not self._buffer or not nc.is_connected or self.state != FederationState.CONNECTED:
+            if not self._buffer or not nc.is_connected or self.state not in CONNECTED_STATES:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -659,7 +738,7 @@ class FederationClient:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
-            if self.state == FederationState.CONNECTED:
+            if self.state in CONNECTED_STATES:
                 self._send_presence("node_heartbeat")
 
     async def _stats_loop(self) -> None:
@@ -668,7 +747,7 @@ class FederationClient:
         last_at = 0.0
         while True:
             await asyncio.sleep(interval)
-            if not self.broadcast_stats or self.state != FederationState.CONNECTED:
+            if not self.broadcast_stats or self.state not in CONNECTED_STATES:
                 continue
             now = time.monotonic()
             if not self._stats_dirty and now - last_at < STATS_MAX_SILENCE_S:

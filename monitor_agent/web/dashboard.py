@@ -24,6 +24,7 @@ TABS = (
 # Text + icon for each federation state: status is never told by colour alone.
 STATE_LABELS = {
     "CONNECTED": ("✓", "Connected"),
+    "DEGRADED": ("⚠", "Degraded: publishing refused"),
     "CONNECTING": ("…", "Connecting"),
     "RECONNECTING": ("↻", "Reconnecting"),
     "ERROR": ("⚠", "Error"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from monitor_agent.protocol import NODE_ID_RE
+from monitor_agent.protocol import DERIVED_NODE_ID_RE, NODE_ID_RE
 
 from .. import render, secrets
 from ._options import fail, handle_errors, open_spec, spec_option
@@ -205,8 +205,11 @@ def credentials(spec_path: Path, name: str, out: Path, seed_url: str | None) -> 
 
     NAME.credentials holds `user:password` (FEDERATION_CREDENTIALS, PROTOCOL.md §1); for an
     nkey user NAME.nk holds its seed instead (the agent signs the server's challenge with it);
-    NAME.env holds FEDERATION_SEED_URL, FEDERATION_CREDENTIALS, and for TLS seeds
-    FEDERATION_TLS_ENABLED, for enrolled users FEDERATION_NODE_ID. No password in the URL.
+    NAME.env holds FEDERATION_SEED_URL, FEDERATION_CREDENTIALS (relative to NAME.env, so the
+    folder can be handed over as is), for TLS seeds FEDERATION_TLS_ENABLED, for an enrolled user
+    with a custom name FEDERATION_NODE_ID (a derived name, node-<10 hex>, is the id the node's own
+    key derives: nothing to set), for an observer sharing off. No password in the URL. The node
+    operator runs: ENABLE_FEDERATION=true monitor-agent run --env-file NAME.env
 
     \b
     Examples:
@@ -225,16 +228,31 @@ def credentials(spec_path: Path, name: str, out: Path, seed_url: str | None) -> 
         cred = secrets.write_credentials_file(out / f"{name}.credentials", name, value)
         kind = "user:password"
     urls = seed_url or ",".join(spec.client_urls)
-    lines = [
-        "# Federation is opt-in: the node operator sets ENABLE_FEDERATION=true to share.",
+    lines = [f"# {name}: credentials for a monitor agent, from `seedctl users credentials`."]
+    lines.append("# Load with: monitor-agent run --env-file THIS_FILE (paths are relative to this file).")
+    if user.role == "observer":
+        lines.append("# An observer only receives: it cannot publish, so this file turns sharing off.")
+    else:
+        lines.append("# Federation is opt-in: the node operator adds ENABLE_FEDERATION=true to share.")
+    lines += [
         f"FEDERATION_SEED_URL={urls}",
-        f"FEDERATION_CREDENTIALS={cred.resolve()}",
+        # Relative to this file: nothing of the seed operator's machine travels with the hand-off.
+        f"FEDERATION_CREDENTIALS={cred.name}",
         f"FEDERATION_SUBJECT_PREFIX={spec.subject_prefix}",
     ]
     if spec.tls:
         lines.append("FEDERATION_TLS_ENABLED=true")
+    if user.role == "observer":
+        lines += ["FEDERATION_BROADCAST_TASKS=false", "FEDERATION_BROADCAST_STATS=false"]
     if user.role == "enrolled":
-        lines.append(f"FEDERATION_NODE_ID={user.name}")
+        if DERIVED_NODE_ID_RE.match(user.name):
+            # A derived id cannot be chosen: only the node whose key hashes to it may use this user.
+            lines.append(
+                f"# Only the node whose key derives {user.name} can publish as this user "
+                "(no FEDERATION_NODE_ID needed)."
+            )
+        else:
+            lines.append(f"FEDERATION_NODE_ID={user.name}")
     env = out / f"{name}.env"
     secrets.write_private(env, "\n".join(lines) + "\n")
     click.echo(f"wrote {cred} ({kind}, 0600) and {env}")

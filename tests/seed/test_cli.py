@@ -183,13 +183,14 @@ def test_users_add_list_remove_and_monitor_credentials(spec_file, tmp_path):
     )
     port = yaml.safe_load(spec_file.read_text())["servers"][0]["client_port"]
     assert env["FEDERATION_SEED_URL"] == f"nats://127.0.0.1:{port}"
-    assert env["FEDERATION_CREDENTIALS"] == str(cfile.resolve())
-    assert env["FEDERATION_NODE_ID"] == "node-a3f7c9d2e1"
+    assert env["FEDERATION_CREDENTIALS"] == cfile.name  # relative to the env file: no path of this machine
+    assert "FEDERATION_NODE_ID" not in env  # a derived id is the node key's, never pinned by the seed
     assert "ENABLE_FEDERATION" not in env  # opting in stays the node operator's choice
 
-    # the agent's own loader accepts what we wrote
-    from monitor_agent.config import load_config
+    # the agent's own loader accepts what we wrote, read as `monitor-agent run --env-file` reads it
+    from monitor_agent.config import load_config, read_env_file
 
+    env = read_env_file(out / "node-a3f7c9d2e1.env")
     cfg = load_config({**env, "DATA_DIR": str(tmp_path / "agent")}, apply_settings=False)
     assert cfg.credentials_file == cfile.resolve()
 

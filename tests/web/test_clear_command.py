@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from monitor_agent import runfile
 from monitor_agent.config import load_config
 from monitor_agent.store import Store
 
@@ -26,7 +27,9 @@ def run_clear(env: dict[str, str], *args: str, input: str | None = None) -> subp
 
 def test_clear_through_the_running_agent(seeded_agent):
     a = seeded_agent
-    env = {"DATA_DIR": str(a.config.data_dir), "MONITOR_PORT": str(a.port), "MONITOR_API_TOKEN": a.token}
+    # This test process serves the agent: record it as `monitor-agent run`'s worker does.
+    runfile.write(a.config.data_dir, "127.0.0.1", a.port)
+    env = {"DATA_DIR": str(a.config.data_dir), "MONITOR_API_TOKEN": a.token}
     refused = run_clear(env, input="n\n")
     assert refused.returncode == 1 and a.get("/api/federation/tasks/global").json()["total"] == 30
     r = run_clear(env, "--yes")

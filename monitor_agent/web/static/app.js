@@ -3,7 +3,7 @@
   "use strict";
   var page = document.body.dataset.page;
   var STATES = {
-    CONNECTED: ["✓", "Connected"], CONNECTING: ["…", "Connecting"], RECONNECTING: ["↻", "Reconnecting"],
+    CONNECTED: ["✓", "Connected"], DEGRADED: ["⚠", "Degraded: publishing refused"], CONNECTING: ["…", "Connecting"], RECONNECTING: ["↻", "Reconnecting"],
     ERROR: ["⚠", "Error"], DISABLED: ["○", "Disabled"]
   };
   var TASK_ICONS = { completed: "✓", failed: "✗", received: "↓", running: "▶", unknown: "?" };
@@ -40,7 +40,10 @@
     badge.className = "badge state-" + status.state;
     badge.querySelector(".badge-icon").textContent = s[0];
     text("fed-state", s[1]);
-    if (status.lastError && status.lastError.code && status.state === "ERROR") {
+    var failing = status.state === "ERROR" || status.state === "DEGRADED";
+    badge.title = failing && status.lastError ? status.lastError.code + ": " + status.lastError.message
+      : "Federation connection state";
+    if (status.lastError && status.lastError.code && failing) {
       showError(status.lastError.code + ": " + status.lastError.message);
     }
     if (status.stats) setNetStats(status.stats);
