@@ -30,6 +30,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from . import __version__
+from .compare import Comparator, CompareCollector
 from .config import SWITCHES, Config, save_settings
 from .errors import FederationError
 from .events import EventBus
@@ -38,11 +39,12 @@ from .identity import Identity, load_identity
 from .metrics import AgentMetrics
 from .model import LocalTask, TaskEvent
 from .protocol import FedCode, FederationState
-from .store import FederationTaskRow, Store, local_task_api
+from .store import FederationTaskRow, Store, local_task_api, now_ms, to_ms
 
 log = logging.getLogger("monitor_agent")
 
 STATS_TICK_S = 2.0
+COMPARE_EVERY_TICKS = 3  # federation_compare at most every 6 s, and only when it changed
 BROADCAST_STATUSES = ("received", "completed", "failed")
 
 
@@ -67,6 +69,13 @@ class Agent:
             on_error=self._on_store_error,
         )
         self._tasks_reported = int(self.store.get_meta("tasks_reported") or 0)
+        # Me vs network: local tasks seeded now; received rows up to this id by a thread at start
+        # (the federation is not started yet, so every later row comes through the callback).
+        self.compare = Comparator()
+        self.compare.rebuild_local(self.store)
+        self._compare_mark = self.compare.federation_mark(self.store)
+        self._last_compare: dict | None = None
+        self.metrics_registry.register(CompareCollector(self.compare))
         self.federation = FederationClient(
             config,
             self.identity,
@@ -105,6 +114,7 @@ class Agent:
         self._ticker_stop.clear()
         self._ticker = threading.Thread(target=self._tick, name="agent-stats", daemon=True)
         self._ticker.start()
+        threading.Thread(target=self._seed_compare, name="agent-compare-seed", daemon=True).start()
         for source in list(self._sources):
             self._start_source(source)
 
@@ -159,6 +169,15 @@ class Agent:
         self.metrics.local_task_changes.inc()
         self.federation.stats_changed()
         self.bus.publish("local_task", local_task_api(task))
+        self.compare.add_local(
+            task.execution_id,
+            task.chain_id,
+            task.task_type,
+            task.status,
+            old_status,
+            task.execution_time_ms,
+            to_ms(task.finished_at) or now_ms(),
+        )
         # Broadcast once per status reached (a metrics-only merge sends nothing new).
         if (
             task.status != old_status
@@ -227,6 +246,7 @@ class Agent:
 
     def clear_federation_data(self) -> dict[str, int]:
         counts = self.store.clear_federation()
+        self.compare.clear_federation()
         self.federation.pipeline.forget()
         self._last_stats = None
         log.info("cleared federation data: %d tasks, %d peers", counts["tasks"], counts["peers"])
@@ -237,6 +257,7 @@ class Agent:
 
     def _on_federation_stored(self, rows: list[FederationTaskRow]) -> None:
         self.metrics.stored.inc(len(rows))
+        self.compare.add_federation_rows(rows)
         for row in rows:
             data = row.api()
             del data["receivedAt"]  # the seed documentation's federation_task payload
@@ -268,12 +289,31 @@ class Agent:
                 if stats != self._last_stats:
                     self._last_stats = stats
                     self.bus.publish("federation_stats", stats)
+                if ticks % COMPARE_EVERY_TICKS == 0:
+                    self._publish_compare()
                 if ticks % 30 == 0:
                     self._save_tasks_reported()
+                    self.compare.sweep(now_ms())
             except FederationError as exc:
                 self._on_store_error(exc)
             except Exception:
                 log.exception("stats tick failed")
+
+    def _seed_compare(self) -> None:
+        try:
+            self.compare.rebuild_federation(self.store, self._compare_mark)
+        except FederationError as exc:
+            log.warning("compare: could not read received tasks at start-up: %s", exc)
+        except Exception:
+            log.exception("compare: seeding from the store failed")
+
+    def _publish_compare(self) -> None:
+        """`federation_compare`: the 1 h comparison of every chain, when its figures changed."""
+        body = self.compare.compare(None, None, "1h")
+        key = {k: v for k, v in body.items() if k != "generatedAt"}
+        if key != self._last_compare:
+            self._last_compare = key
+            self.bus.publish("federation_compare", body)
 
     def _save_tasks_reported(self) -> None:
         try:

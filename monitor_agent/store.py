@@ -929,6 +929,10 @@ class Store:
                 self._feed_cache.popitem(last=False)
         return text, total
 
+    def read(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+        """A read-only query on this thread's connection, for modules that own their queries."""
+        return self._reader().execute(sql, params)
+
     def list_peers(self) -> list[dict[str, Any]]:
         """Peers heard from in the last 10 minutes, most recent first."""
         now = now_ms()

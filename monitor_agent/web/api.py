@@ -18,6 +18,7 @@ from .state import state
 from .validation import (
     BadRequest,
     check_params,
+    parse_compare,
     parse_empty_object,
     parse_global_tasks,
     parse_json_object,
@@ -151,6 +152,12 @@ def clear_federation():
     return json_response(
         {"deleted": {"tasks": int(deleted.get("tasks", 0)), "peers": int(deleted.get("peers", 0))}}
     )
+
+
+@bp.get("/compare")
+def compare():
+    q = parse_compare(request.args.to_dict(flat=False))
+    return json_response(state().agent.compare.compare(q.chain_id, q.task_type, q.window))
 
 
 # ---- this node ----

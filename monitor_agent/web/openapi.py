@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import __version__
 from ..protocol import REGIONS, FederationState
-from .validation import DEFAULT_LIMIT, LOCAL_STATUSES, MAX_CHAIN_ID, MAX_LIMIT, MAX_OFFSET
+from .validation import COMPARE_WINDOWS, DEFAULT_LIMIT, LOCAL_STATUSES, MAX_CHAIN_ID, MAX_LIMIT, MAX_OFFSET
 
 TIMESTAMP = {"type": "string", "format": "date-time", "examples": ["2024-01-15T10:30:00Z"]}
 NULLABLE_TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
@@ -186,6 +186,97 @@ SCHEMAS: dict[str, Any] = {
             "avgExecutionMs": NULLABLE_INT,
         }
     ),
+    "CompareFigures": _obj(
+        {
+            "events": {"type": "integer", "minimum": 0, "description": "Completed + failed in the window."},
+            "completed": {"type": "integer", "minimum": 0},
+            "failed": {"type": "integer", "minimum": 0},
+            "failureRate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            "tasksPerMinute": {"type": "number", "minimum": 0},
+            "executionMs": _obj(
+                {q: {"type": ["number", "null"], "minimum": 0} for q in ("p50", "p90", "p99")}
+            ),
+            "nodes": {"type": "integer", "minimum": 0, "description": "Network only: contributing nodes."},
+        },
+        required=["events", "completed", "failed", "failureRate", "tasksPerMinute", "executionMs"],
+    ),
+    "CompareChain": _obj(
+        {
+            "chainId": {"type": "integer", "minimum": 0},
+            "own": _ref("CompareFigures"),
+            "network": _ref("CompareFigures"),
+            "rank": {
+                "oneOf": [
+                    {"type": "null"},
+                    _obj(
+                        {
+                            "metric": {"type": "string", "const": "p50ExecutionMs"},
+                            "slowerThanPct": {"type": "integer", "minimum": 0, "maximum": 100},
+                            "nodes": {"type": "integer", "minimum": 1},
+                            "text": {"type": "string"},
+                        }
+                    ),
+                ]
+            },
+            "verdict": _obj(
+                {
+                    "verdict": {
+                        "type": "string",
+                        "enum": ["not_enough_data", "in_line", "your_node", "the_network"],
+                    },
+                    "rule": {
+                        "type": "string",
+                        "enum": ["floor", "own_failure_rate", "network_failure_spike", "own_slow", "none"],
+                    },
+                    "text": {"type": "string", "description": "The verdict in words, with its numbers."},
+                    "numbers": {
+                        "type": "object",
+                        "additionalProperties": {"type": ["number", "null"]},
+                        "description": "Every figure the verdict rests on (docs/compare.md).",
+                    },
+                }
+            ),
+            "series": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "t": TIMESTAMP,
+                        "ownP50": {"type": ["number", "null"]},
+                        "networkP50": {"type": ["number", "null"]},
+                        "ownFailureRate": {"type": ["number", "null"]},
+                        "networkFailureRate": {"type": ["number", "null"]},
+                    }
+                ),
+                "description": "One point per bucket (10 min for 1h, 1 h for 24h), oldest first.",
+            },
+        }
+    ),
+    "Compare": _obj(
+        {
+            "window": {"type": "string", "enum": list(COMPARE_WINDOWS)},
+            "windowStart": TIMESTAMP,
+            "generatedAt": TIMESTAMP,
+            "taskType": {"type": ["string", "null"]},
+            "seeding": {"type": "boolean", "description": "True while start-up seeding from the store runs."},
+            "sketch": _obj(
+                {
+                    "algorithm": {"type": "string", "const": "DDSketch"},
+                    "relativeAccuracy": {"type": "number"},
+                    "nodeRelativeAccuracy": {"type": "number"},
+                }
+            ),
+            "rules": _obj(
+                {
+                    "minOtherNodes": {"type": "integer"},
+                    "minEvents": {"type": "integer"},
+                    "zCritical": {"type": "number"},
+                    "failureMargin": {"type": "number"},
+                    "slowRatio": {"type": "number"},
+                }
+            ),
+            "chains": {"type": "array", "items": _ref("CompareChain")},
+        }
+    ),
     "Health": _obj({"status": {"type": "string", "const": "ok"}, "version": {"type": "string"}}),
     "Ready": _obj(
         {
@@ -356,6 +447,30 @@ def _document() -> dict[str, Any]:
             }
         },
         "/api/stats": {"get": _get("This node's task counters.", "LocalStats")},
+        "/api/compare": {
+            "get": _get(
+                "Me vs network: this node's figures against the federation's, with a verdict "
+                "(docs/compare.md).",
+                "Compare",
+                [
+                    _q(
+                        "chainId",
+                        {"type": "integer", "minimum": 0, "maximum": MAX_CHAIN_ID},
+                        "Only this chain (default: every chain seen).",
+                    ),
+                    _q(
+                        "taskType",
+                        {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$"},
+                        "Only this task type (default: all types merged).",
+                    ),
+                    _q(
+                        "window",
+                        {"type": "string", "enum": list(COMPARE_WINDOWS), "default": "1h"},
+                        "The window: 1h (10-minute buckets) or 24h (1-hour buckets).",
+                    ),
+                ],
+            )
+        },
         "/api/privacy": {
             "get": _get("Last outgoing messages exactly as sent, and what is never shared.", "Privacy")
         },

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config import SWITCHES
+from ..protocol import TASK_TYPE_RE
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -41,6 +42,13 @@ class GlobalTasksQuery:
     limit: int
     chain_id: int | None
     since: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompareQuery:
+    chain_id: int | None
+    task_type: str | None
+    window: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +117,26 @@ def parse_global_tasks(args: Mapping[str, list[str]]) -> GlobalTasksQuery:
         limit=parse_int("limit", p.get("limit"), 1, MAX_LIMIT, DEFAULT_LIMIT),
         chain_id=parse_int("chainId", p.get("chainId"), 0, MAX_CHAIN_ID),
         since=parse_timestamp("since", p.get("since")),
+    )
+
+
+COMPARE_WINDOWS = ("1h", "24h")
+
+
+def parse_compare(args: Mapping[str, list[str]]) -> CompareQuery:
+    p = check_params(args, ("chainId", "taskType", "window"))
+    window = p.get("window", "1h")
+    if window not in COMPARE_WINDOWS:
+        raise BadRequest(f"window={_show(window)} is not valid: expected one of {', '.join(COMPARE_WINDOWS)}")
+    task_type = p.get("taskType")
+    if task_type is not None and not TASK_TYPE_RE.fullmatch(task_type):
+        raise BadRequest(
+            f"taskType={_show(task_type)} is not valid: expected 1-32 characters from a-z, 0-9, _ and -"
+        )
+    return CompareQuery(
+        chain_id=parse_int("chainId", p.get("chainId"), 0, MAX_CHAIN_ID),
+        task_type=task_type,
+        window=window,
     )
 
 

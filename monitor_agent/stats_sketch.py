@@ -1,0 +1,150 @@
+"""Mergeable quantile sketches in time buckets (DDSketch, from the `ddsketch` library).
+
+Why DDSketch (`ddsketch`, Datadog's reference implementation): a stated *relative* error on
+every quantile (a p99 of 800 ms is within ±1 % of the true one, not within some rank error),
+sketches of the same accuracy merge exactly (a window is the merge of its buckets, the
+network the merge of its nodes), and the package is pure Python whose only dependency is
+`six` (protobuf is an optional extra we do not install), so the agent's memory bar holds.
+
+A `Series` is the figures of one stream of terminal task events (one node, or the network,
+for one chain and task type) in two bucket rings: 10-minute buckets for the 1 h window and
+1-hour buckets for the 24 h window (kept 49 h: the 24 h window's failure-rate baseline is the
+24 h before it). A bucket holds completed and failed counts and a sketch of the completed
+tasks' execution times; buckets older than their ring's span are dropped on the next add.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ddsketch.ddsketch import BaseDDSketch
+from ddsketch.mapping import LogarithmicMapping
+from ddsketch.store import DenseStore
+
+# Network and own-node sketches: the accuracy the API states. Per-node sketches of the other
+# nodes only place a node in the ranking, so they trade accuracy for a fifth of the bins.
+NETWORK_ACCURACY = 0.01
+NODE_ACCURACY = 0.05
+_CHUNK = 16  # bins grow 16 at a time (the library's default 128 costs 1 KB per empty-ish bucket)
+_MAPPINGS = {a: LogarithmicMapping(a) for a in (NETWORK_ACCURACY, NODE_ACCURACY)}
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+# window name -> (length ms, bucket width ms)
+WINDOWS = {"1h": (HOUR_MS, 10 * MINUTE_MS), "24h": (24 * HOUR_MS, HOUR_MS)}
+# How long each ring keeps buckets: one window plus the bucket in progress; the 24 h ring
+# keeps a second day of counts (sketches only for the first) for the baseline.
+_KEEP_MS = {"1h": HOUR_MS + 10 * MINUTE_MS, "24h": 49 * HOUR_MS}
+_SKETCH_KEEP_MS = {"1h": HOUR_MS + 10 * MINUTE_MS, "24h": 25 * HOUR_MS}
+
+
+def new_sketch(accuracy: float = NETWORK_ACCURACY) -> BaseDDSketch:
+    """An empty DDSketch with the shared logarithmic mapping of `accuracy`."""
+    return BaseDDSketch(
+        mapping=_MAPPINGS[accuracy],
+        store=DenseStore(chunk_size=_CHUNK),
+        negative_store=DenseStore(chunk_size=_CHUNK),
+        zero_count=0.0,
+    )
+
+
+def merge_all(sketches: Iterable[BaseDDSketch | None], accuracy: float) -> BaseDDSketch:
+    out = new_sketch(accuracy)
+    for s in sketches:
+        if s is not None and s.count:
+            out.merge(s)
+    return out
+
+
+def quantile(sketch: BaseDDSketch | None, q: float) -> float | None:
+    if sketch is None or not sketch.count:
+        return None
+    return sketch.get_quantile_value(q)
+
+
+def fraction_above(sketch: BaseDDSketch, value: float) -> float:
+    """The share of the sketch's values above `value` (bisection on its quantiles, ±1/count)."""
+    n = sketch.count
+    if not n:
+        return 0.0
+    if sketch.get_quantile_value(1.0) <= value:
+        return 0.0
+    if sketch.get_quantile_value(0.0) > value:
+        return 1.0
+    lo, hi = 0.0, 1.0  # quantile(lo) <= value < quantile(hi)
+    for _ in range(max(8, math.ceil(math.log2(n + 1)) + 1)):
+        mid = (lo + hi) / 2
+        if sketch.get_quantile_value(mid) <= value:
+            lo = mid
+        else:
+            hi = mid
+    return 1.0 - hi
+
+
+@dataclass(slots=True)
+class Bucket:
+    completed: int = 0
+    failed: int = 0
+    sketch: BaseDDSketch | None = None
+
+
+class Series:
+    """One stream's buckets for both windows (not thread-safe: the caller holds a lock)."""
+
+    __slots__ = ("accuracy", "rings", "last_ms")
+
+    def __init__(self, accuracy: float = NETWORK_ACCURACY):
+        self.accuracy = accuracy
+        self.rings: dict[str, dict[int, Bucket]] = {w: {} for w in WINDOWS}
+        self.last_ms = 0
+
+    def add(self, at_ms: int, execution_ms: float | None, failed: bool) -> None:
+        self.last_ms = max(self.last_ms, at_ms)
+        for window, (_, width) in WINDOWS.items():
+            ring = self.rings[window]
+            start = at_ms - at_ms % width
+            bucket = ring.get(start)
+            if bucket is None:
+                if start < self.last_ms - _KEEP_MS[window]:
+                    continue  # older than the ring keeps
+                bucket = ring[start] = Bucket()
+                self._evict(window, at_ms)
+            if failed:
+                bucket.failed += 1
+            else:
+                bucket.completed += 1
+                if execution_ms is not None and start >= self.last_ms - _SKETCH_KEEP_MS[window]:
+                    if bucket.sketch is None:
+                        bucket.sketch = new_sketch(self.accuracy)
+                    bucket.sketch.add(max(0.0, float(execution_ms)))
+
+    def _evict(self, window: str, now_ms: int) -> None:
+        ring = self.rings[window]
+        oldest = now_ms - _KEEP_MS[window]
+        sketch_oldest = now_ms - _SKETCH_KEEP_MS[window]
+        for start in list(ring):
+            if start < oldest:
+                del ring[start]
+            elif start < sketch_oldest:
+                ring[start].sketch = None
+
+    def buckets(self, window: str, start_ms: int, end_ms: int) -> list[tuple[int, Bucket]]:
+        """The buckets of `window`'s ring whose start is in [start_ms, end_ms], oldest first."""
+        ring = self.rings[window]
+        return sorted((s, b) for s, b in ring.items() if start_ms <= s <= end_ms)
+
+    def empty(self) -> bool:
+        return not any(self.rings.values())
+
+
+def window_start(window: str, now_ms: int) -> int:
+    """The start of the bucket holding now − window: a 1 h window covers 60–70 min, 24 h 24–25 h."""
+    length, width = WINDOWS[window]
+    t = now_ms - length
+    return t - t % width
+
+
+def bucket_width(window: str) -> int:
+    return WINDOWS[window][1]
