@@ -24,6 +24,22 @@ def test_rules_are_valid_and_their_unit_tests_pass():
     assert test.returncode == 0, test.stdout + test.stderr
 
 
+def test_me_vs_network_rules_are_valid_fire_as_meant_and_use_only_exported_gauges():
+    check = promtool("check", "rules", "rules/agent-compare-alerts.yml")
+    assert check.returncode == 0, check.stdout + check.stderr
+    test = promtool("test", "rules", "agent-compare-alerts.test.yml", cwd=CONF / "rules")
+    assert test.returncode == 0, test.stdout + test.stderr
+    from monitor_agent.compare import Comparator, CompareCollector
+
+    exported = {m.name for m in CompareCollector(Comparator()).collect()}
+    used = set(
+        re.findall(
+            r"\b(monitor_agent_compare_[a-z0-9_]+)", (CONF / "rules" / "agent-compare-alerts.yml").read_text()
+        )
+    )
+    assert used and used <= exported, used - exported
+
+
 def test_scrape_config_syntax():
     proc = promtool("check", "config", "--syntax-only", "prometheus.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
