@@ -155,13 +155,19 @@ def _file(name: str, raw: str) -> Path:
 
 
 def credentials_kind(text: str) -> str | None:
-    """What a FEDERATION_CREDENTIALS file holds: "creds", "nkey", "password", or None (unusable)."""
-    if "BEGIN NATS USER JWT" in text:
+    """What a FEDERATION_CREDENTIALS file holds: "creds", "nkey", "password", "jwt" (a user JWT
+    without seed: the node key signs), "nodekey" (the node's own public NKEY: static enrollment),
+    or None (unusable)."""
+    if "BEGIN NATS USER JWT" in text and "NKEY SEED" in text:
         return "creds"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
     if not lines:
         return None
     first = lines[0]
+    if "BEGIN NATS USER JWT" in text or (first.startswith("eyJ") and first.count(".") == 2):
+        return "jwt" if len(lines) <= 3 and any(ln.startswith("eyJ") for ln in lines) else None
+    if first.startswith("U") and len(first) == 56 and ":" not in first:
+        return "nodekey"
     if first.startswith("SU") and ":" not in first:
         return "nkey" if nkey_seed_ok(first) else None
     user, sep, _password = first.partition(":")
@@ -191,7 +197,10 @@ def _credentials(name: str, raw: str) -> Path:
         kind = None
     if kind is None:  # the value named is the path, never the file's content (a secret)
         raise ConfigError(
-            name, raw, "a file holding user:password, a NATS .creds file, or an NKEY user seed (SU...)"
+            name,
+            raw,
+            "a file holding user:password, a NATS .creds file, an NKEY user seed (SU...), or what "
+            "`seedctl enroll approve` wrote (a user JWT, or the node's public key)",
         )
     return path
 

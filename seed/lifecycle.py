@@ -140,6 +140,8 @@ def restart_facts(spec: Spec, server: ServerSpec) -> dict[str, str | None]:
         "system account": "SYS" if spec.system_account else None,
         "gateway": None,
         "websocket": None,
+        # nats-server cannot reload to or from an account resolver (static <-> operator mode).
+        "account resolver": spec.auth.resolver if spec.auth.operator else None,
     }
 
 

@@ -16,7 +16,7 @@ import jinja2
 
 from monitor_agent.protocol import node_publish_permission, subject_root, subscribe_subject
 
-from . import secrets
+from . import enroll, secrets
 from .spec import ROLES, ServerSpec, Spec, SpecError, UserSpec
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -78,6 +78,10 @@ def effective_users(spec: Spec) -> list[UserSpec]:
                 spec.secrets_dir / secrets.REGISTRY, None, name, f"role {role!r} cannot be added there"
             )
         users.append(UserSpec(name=name, role=role, auth=auth.get(name, "password")))
+    known = {u.name for u in users}
+    for node_id, key in enroll.static_users(spec).items():  # enrolled by request: public key only
+        if node_id not in known:
+            users.append(UserSpec(name=node_id, role="enrolled", auth="nkey", public_key=key))
     return users
 
 
@@ -102,6 +106,8 @@ def user_password(spec: Spec, user: UserSpec, create: bool = True) -> str:
 
 def user_hash(spec: Spec, user: UserSpec) -> str:
     """What the server config holds for a user: its bcrypt hash, or its public nkey (`U...`)."""
+    if user.public_key:
+        return user.public_key
     if user.auth == "nkey":
         return secrets.nkey_public(spec.secrets_dir, user.name)
     return secrets.hash_password(spec.secrets_dir, user.name, user_password(spec, user))
@@ -109,6 +115,11 @@ def user_hash(spec: Spec, user: UserSpec) -> str:
 
 def credentials_text(spec: Spec, user: UserSpec, create: bool = True) -> str:
     """The content of a monitor's FEDERATION_CREDENTIALS file: `user:password`, or the nkey seed."""
+    if user.public_key:
+        raise secrets.SecretError(
+            f"{user.name} was enrolled by request: its key stays on the node (its credentials file came "
+            "from `seedctl enroll approve`)"
+        )
     if user.auth == "nkey":
         return secrets.nkey_seed(spec.secrets_dir, user.name, create=create)
     return f"{user.name}:{user_password(spec, user, create=create)}"
@@ -120,7 +131,7 @@ def _host_port(host: str, port: int) -> str:
 
 def context(spec: Spec, server: ServerSpec, hashes: dict[str, str] | None = None) -> dict:
     """Everything the template reads, as plain data."""
-    users = effective_users(spec)
+    users = [] if spec.auth.operator else effective_users(spec)
     if hashes is None:
         hashes = {u.name: user_hash(spec, u) for u in users}
     entries = [
@@ -169,6 +180,7 @@ def context(spec: Spec, server: ServerSpec, hashes: dict[str, str] | None = None
         "tls": tls,
         "cluster": cluster,
         "system_account": spec.system_account,
+        "operator": enroll.render_context(spec, server),
         "subject_root": subject_root(spec.subject_prefix),
         "sys_users": [e for e in entries if e["role"] == "admin" and spec.system_account],
         "fed_users": [e for e in entries if e["role"] != "admin" or not spec.system_account],
@@ -182,6 +194,8 @@ def render_server(spec: Spec, server: ServerSpec, hashes: dict[str, str] | None 
 
 def all_hashes(spec: Spec) -> dict[str, str]:
     """Every user's server-side credential: bcrypt hash (cached in the secrets dir) or public nkey."""
+    if spec.auth.operator:  # no users in an operator-mode config
+        return {}
     return {u.name: user_hash(spec, u) for u in effective_users(spec)}
 
 

@@ -104,6 +104,25 @@ class UserSpec:
     password: str | None = None  # inline plaintext (discouraged: `seedctl check` flags it)
     password_file: Path | None = None
     auth: str = "password"  # password | nkey (seed in <secrets_dir>/<name>.nk)
+    public_key: str | None = None  # an nkey user enrolled by request: only its public key is known
+
+
+AUTH_MODES = ("static", "operator")
+RESOLVER_TYPES = ("full",)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSpec:
+    """`auth:` static (users in the config) or operator (decentralized JWT: see seed/enroll.py)."""
+
+    mode: str = "static"
+    user_jwt_days: int = 90  # operator mode: validity of a user JWT `seedctl enroll approve` issues
+    resolver: str = "full"  # operator mode: account resolver type of the seeds
+    resolver_dir: Path | None = None  # where seeds keep account JWTs (default <state_dir>/<server>/jwt)
+
+    @property
+    def operator(self) -> bool:
+        return self.mode == "operator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +148,7 @@ class Spec:
     state_dir: Path = Path(".seedctl")
     rendered_dir: Path = Path("rendered")
     system_account: bool = True
+    auth: AuthSpec = field(default_factory=AuthSpec)
 
     @property
     def names(self) -> list[str]:
@@ -356,12 +376,14 @@ _TOP = (
     "state_dir",
     "rendered_dir",
     "system_account",
+    "auth",
 )
 _SERVER = ("name", "host", "client_port", "cluster_port", "monitor_host", "monitor_port", "public_host")
 _TLS = ("cert", "key", "client_ca", "timeout_s")
 _LIMITS = tuple(Limits.__dataclass_fields__)
 _USER = ("name", "role", "auth", "publish", "subscribe", "password", "password_file")
 _CONSOLE = tuple(ConsoleSpec.__dataclass_fields__)
+_AUTH = tuple(AuthSpec.__dataclass_fields__)
 
 _HOST_WHAT = "an IP address or host name"
 
@@ -439,6 +461,29 @@ def parse_spec(root: _Node, path: Path) -> Spec:
             history_days=r.integer(cm, "history_days", "console", 7, 1, 3650),
         )
 
+    auth = AuthSpec()
+    if "auth" in top and top["auth"].value is not None:
+        am = r.mapping(top["auth"], "auth", _AUTH)
+        mode = r.string(am, "mode", "auth", "static")
+        if mode not in AUTH_MODES:
+            raise r.fail(am["mode"], "auth.mode", f"{mode!r} is not one of {', '.join(AUTH_MODES)}")
+        resolver = r.string(am, "resolver", "auth", "full")
+        if resolver not in RESOLVER_TYPES:
+            raise r.fail(am["resolver"], "auth.resolver", f"{resolver!r} is not one of {', '.join(RESOLVER_TYPES)}")
+        auth = AuthSpec(
+            mode=mode,
+            user_jwt_days=r.integer(am, "user_jwt_days", "auth", 90, 1, 3650),
+            resolver=resolver,
+            resolver_dir=r.directory(am, "resolver_dir", "auth", base, "") if "resolver_dir" in am else None,
+        )
+        if auth.operator and not r.boolean(top, "system_account", "", True):
+            raise r.fail(top["system_account"], "system_account", "operator mode needs the system account")
+        if auth.operator and "users" in top and top["users"].value is not None:
+            raise r.fail(
+                top["users"], "users", "operator mode has no users in the config: nodes join with "
+                "`seedctl enroll approve` (user JWTs); drop users: or use auth.mode static"
+            )
+
     return Spec(
         path=path.resolve(),
         servers=servers,
@@ -453,6 +498,7 @@ def parse_spec(root: _Node, path: Path) -> Spec:
         state_dir=r.directory(top, "state_dir", "", base, ".seedctl"),
         rendered_dir=r.directory(top, "rendered_dir", "", base, "rendered"),
         system_account=r.boolean(top, "system_account", "", True),
+        auth=auth,
     )
 
 

@@ -65,6 +65,7 @@ from ..protocol import (
 )
 from ..store import FederationTaskRow, Store
 from .errors_map import classify, describe
+from .node_credentials import NodeCredentials
 from .pipeline import Accepted, ReceivePipeline
 from .ratelimit import TokenBucket
 
@@ -76,6 +77,7 @@ OUTBOUND_BUFFER = 10_000
 OUTBOX_SNAPSHOT = 500
 ERROR_LOG_QUIET_S = 60.0
 CONNECT_TIMEOUT_S = 5
+CREDENTIALS_POLL_S = 2.0
 
 
 class _Outgoing:
@@ -205,6 +207,8 @@ class FederationClient:
         self._stats_dirty = True
         self._specific_at = -1e9
         self._tls = False
+        self._node_creds: NodeCredentials | None = None
+        self._server_closed: asyncio.Event | None = None
 
     # ---- thread-safe surface ----
 
@@ -439,6 +443,7 @@ class FederationClient:
     async def _main(self, ready: threading.Event) -> None:
         self._wake = asyncio.Event()
         self._stop_event = asyncio.Event()
+        self._server_closed = asyncio.Event()
         ready.set()
         self._set_state(FederationState.CONNECTING)
         try:
@@ -455,28 +460,75 @@ class FederationClient:
             self._set_state(FederationState.ERROR, reason=code.value)
             await self._stop_event.wait()
             return
-        # The first connection is retried forever too (the seed may be down when the node boots):
-        # ERROR with the FED code while it fails, one attempt every FEDERATION_RECONNECT_TIMEOUT.
         retry_s = self.config.reconnect_timeout_ms / 1000
+        while True:
+            nc = await self._connect_until_ok(options, retry_s)
+            if nc is None:
+                return  # stopped
+            await self._on_connected(first=True)
+            tasks = [
+                asyncio.create_task(self._sender(nc)),
+                asyncio.create_task(self._heartbeat()),
+                asyncio.create_task(self._stats_loop()),
+            ]
+            if self._node_creds is not None and self._node_creds.kind == "jwt":
+                tasks.append(asyncio.create_task(self._watch_credentials(nc)))
+            stop_wait = asyncio.create_task(self._stop_event.wait())
+            closed_wait = asyncio.create_task(self._server_closed.wait())
+            await asyncio.wait({stop_wait, closed_wait}, return_when=asyncio.FIRST_COMPLETED)
+            for t in (*tasks, stop_wait, closed_wait):
+                t.cancel()
+            await asyncio.gather(*tasks, stop_wait, closed_wait, return_exceptions=True)
+            await self._close(nc)
+            if self._stop_event.is_set():
+                return
+            # The seed closed the connection for good (nats-py does not retry after a revoked or
+            # expired user JWT): start over, re-reading FEDERATION_CREDENTIALS at every attempt.
+            self._server_closed.clear()
+            self._sub = None
+            try:
+                await asyncio.wait_for(self._stop_event.wait(), timeout=retry_s)
+                return
+            except TimeoutError:
+                pass
+
+    async def _connect_until_ok(self, options: dict[str, Any], retry_s: float) -> nats.NATS | None:
+        """Connect, retrying forever (the seed may be down when the node boots); None once stopped.
+
+        ERROR with the FED code while it fails, one attempt every FEDERATION_RECONNECT_TIMEOUT.
+        """
+        assert self._stop_event is not None
         while True:
             nc = nats.NATS()
             self._nc = nc
-            connect = asyncio.create_task(nc.connect(**options))
-            stop_wait = asyncio.create_task(self._stop_event.wait())
-            await asyncio.wait({connect, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-            if not connect.done():
-                connect.cancel()
-                await asyncio.gather(connect, return_exceptions=True)
-                await self._close(nc)
-                return
-            stop_wait.cancel()
-            exc = connect.exception()
-            if exc is None and nc.is_connected:
-                break
+            exc: BaseException | None = None
+            if self._node_creds is not None:
+                try:
+                    self._node_creds.check()  # expired / revoked / another node's: say so, do not dial
+                except (OSError, FederationError) as err:
+                    exc = err
+            if exc is None:
+                self._set_state(FederationState.CONNECTING)
+                connect = asyncio.create_task(nc.connect(**options))
+                stop_wait = asyncio.create_task(self._stop_event.wait())
+                await asyncio.wait({connect, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if not connect.done():
+                    connect.cancel()
+                    await asyncio.gather(connect, return_exceptions=True)
+                    await self._close(nc)
+                    return None
+                stop_wait.cancel()
+                exc = connect.exception()
+                if exc is None and nc.is_connected:
+                    return nc
             if exc is None:
                 # nats-py can return from connect() with its handshake unfinished (a server INFO or
                 # PING read where it expected PONG): nothing would ever be flushed. Start again.
                 code, message = FedCode.NETWORK_TIMEOUT, "the seed did not complete the NATS handshake"
+            elif isinstance(exc, FederationError):
+                code, message = exc.code, exc.message
+            elif isinstance(exc, OSError) and not isinstance(exc, ConnectionError | TimeoutError):
+                code, message = FedCode.AUTH_FAILED, f"cannot read FEDERATION_CREDENTIALS: {exc}"
             else:
                 code, message = classify(exc), describe(exc)
                 if code == FedCode.AUTH_FAILED:
@@ -486,20 +538,19 @@ class FederationClient:
             await self._close(nc)
             try:
                 await asyncio.wait_for(self._stop_event.wait(), timeout=retry_s)
-                return  # stopped while waiting
+                return None  # stopped while waiting
             except TimeoutError:
-                self._set_state(FederationState.CONNECTING)
-        await self._on_connected(first=True)
-        tasks = [
-            asyncio.create_task(self._sender(nc)),
-            asyncio.create_task(self._heartbeat()),
-            asyncio.create_task(self._stats_loop()),
-        ]
-        await self._stop_event.wait()
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._close(nc)
+                pass
+
+    async def _watch_credentials(self, nc: nats.NATS) -> None:
+        """Renewal without downtime: present a renewed user JWT as soon as its file is in place."""
+        assert self._node_creds is not None
+        while True:
+            await asyncio.sleep(CREDENTIALS_POLL_S)
+            token = self._node_creds.renewed()
+            if token is not None and nc.is_connected:
+                log.info("FEDERATION_CREDENTIALS renewed (valid until %s): reconnecting with it", token.expires)
+                await nc.force_reconnect()  # the reconnect reads the new JWT; the sender waits meanwhile
 
     def _connect_options(self) -> dict[str, Any]:
         reconnect_s = self.config.reconnect_timeout_ms / 1000
@@ -522,8 +573,14 @@ class FederationClient:
         self._tls = ctx is not None
         if ctx is not None:
             options["tls"] = ctx
-        _warn_if_readable(self.config.credentials_file)
-        options.update(load_credentials(self.config.credentials_file))
+        path = self.config.credentials_file
+        kind = credentials_kind(Path(path).read_text(encoding="utf-8")) if path is not None else None
+        if kind in ("jwt", "nodekey"):  # from `seedctl enroll approve`: public material only
+            self._node_creds = NodeCredentials(path, kind, self.identity)
+            options.update(self._node_creds.options())
+        else:
+            _warn_if_readable(path)
+            options.update(load_credentials(path))
         return options
 
     async def _on_connected(self, *, first: bool) -> None:
@@ -647,6 +704,8 @@ class FederationClient:
         return f"the NATS user of FEDERATION_CREDENTIALS={path}", None
 
     def _auth_failed_message(self, detail: str) -> str:
+        if self._node_creds is not None:  # our own key: expired, revoked, or another node's JWT
+            return self._node_creds.explain(detail)
         who, _user = self._who()
         return (
             f"{detail}: the seed rejected {who}. The user was removed or its secret rotated: ask the seed "
@@ -691,8 +750,20 @@ class FederationClient:
         await self._on_connected(first=False)
 
     async def _on_closed(self) -> None:
-        if not self._stopping:
-            self._set_state(FederationState.ERROR, reason="connection closed")
+        if self._stopping:
+            return
+        if self.state in (*CONNECTED_STATES, FederationState.RECONNECTING):
+            # Closed by the seed for good (nats-py does not reconnect after such an -ERR).
+            nc = self._nc
+            text = str(nc.last_error or "") if nc is not None else ""
+            why = self._node_creds.closed_by_server(text) if self._node_creds is not None else None
+            if why is not None:
+                self.record_error(FedCode.AUTH_FAILED, why)
+            elif text:
+                self.record_error(classify(nc.last_error), f"the seed closed the connection: {text}")
+            if self._server_closed is not None:
+                self._server_closed.set()
+        self._set_state(FederationState.ERROR, reason="connection closed")
 
     async def _sender(self, nc: nats.NATS) -> None:
         assert self._wake is not None
