@@ -33,7 +33,9 @@ class RequestError(ValueError):
 
 
 def _canonical(body: dict) -> bytes:
-    return json.dumps({k: v for k, v in body.items() if k != "sig"}, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps(
+        {k: v for k, v in body.items() if k != "sig"}, sort_keys=True, separators=(",", ":")
+    ).encode()
 
 
 def build_request(identity: Identity, region: str = "UNKNOWN", now: datetime | None = None) -> dict:

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,12 +91,12 @@ def _save_registry(spec: Spec, reg: dict[str, dict]) -> None:
 def _locked(spec: Spec) -> Iterator[None]:
     """One enrollment change at a time (two operators approving at once must not lose one)."""
     d = secrets.ensure_dir(Path(spec.secrets_dir))
-    with open(d / ".enroll.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    fd = os.open(d, os.O_RDONLY)  # the directory itself is the lock: no lock file left behind
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def static_users(spec: Spec) -> dict[str, str]:
@@ -341,7 +342,9 @@ def key_file_text(spec: Spec, node_id: str, key: str) -> str:
     )
 
 
-def write_node_files(spec: Spec, node_id: str, out: Path, credential_text: str, suffix: str) -> tuple[Path, Path]:
+def write_node_files(
+    spec: Spec, node_id: str, out: Path, credential_text: str, suffix: str
+) -> tuple[Path, Path]:
     """The node's credentials file (public material only) and its env file."""
     out = Path(out)
     cred = out / f"{node_id}{suffix}"
@@ -492,7 +495,10 @@ def check_resolvers(spec: Spec, timeout: float = 2.0) -> tuple[list[str], list[s
     """(reachable seeds in operator mode, unreachable seeds); EnrollError for a seed without a resolver."""
     import httpx
 
-    op = operator(spec, create=False)
+    try:
+        sys_public = operator(spec, create=False).sys_public
+    except (EnrollError, OSError):
+        sys_public = None  # no operator yet: no running seed can be trusting it
     ok, down = [], []
     for server in spec.servers:
         try:
@@ -500,7 +506,7 @@ def check_resolvers(spec: Spec, timeout: float = 2.0) -> tuple[list[str], list[s
         except (httpx.HTTPError, ValueError):
             down.append(server.name)
             continue
-        if not varz.get("trusted_operators_claim") or varz.get("system_account") != op.sys_public:
+        if not varz.get("trusted_operators_claim") or varz.get("system_account") != sys_public:
             raise EnrollError(
                 f"seed {server.name} ({server.monitor_url}) runs without this operator's account resolver "
                 "(static config or another operator): restart it in operator mode (seedctl down && seedctl up)"
@@ -518,7 +524,9 @@ def revoke(spec: Spec, node_id: str, timeout: float = 5.0) -> tuple[dict, dict[s
             raise EnrollError(f"{node_id} is already revoked (at {_when(entry['revokedAt'])})")
         if entry.get("mode") != "operator" or not spec.auth.operator:
             if spec.auth.operator:
-                raise EnrollError(f"{node_id} was enrolled in static mode: nothing to revoke in operator mode")
+                raise EnrollError(
+                    f"{node_id} was enrolled in static mode: nothing to revoke in operator mode"
+                )
             entry["revokedAt"] = int(time.time())
             _save_registry(spec, reg)
             return entry, {}

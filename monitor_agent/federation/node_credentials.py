@@ -45,7 +45,9 @@ class NodeCredentials:
     def _read(self) -> natsjwt.Token | str:
         text = self.path.read_text(encoding="utf-8")
         if self.kind == "nodekey":
-            key = next(ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#"))
+            key = next(
+                ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")
+            )
             return key
         raw = natsjwt.read_user_jwt(text)
         if raw is None:
@@ -53,7 +55,9 @@ class NodeCredentials:
         try:
             return natsjwt.decode(raw)
         except natsjwt.JWTError as exc:
-            raise FederationError(FedCode.AUTH_FAILED, f"the user JWT in {self.path} is invalid: {exc}") from None
+            raise FederationError(
+                FedCode.AUTH_FAILED, f"the user JWT in {self.path} is invalid: {exc}"
+            ) from None
 
     def _check_key(self, key: str) -> None:
         if key != self.user_key:

@@ -77,8 +77,8 @@ def approve_cmd(spec_path: Path, request: Path, out: Path | None, days: int | No
     body = enroll.read_request(request)  # a bad request is refused before anything is written
     down: list[str] = []
     if spec.auth.operator:
-        enroll.operator(spec, create=True)
         _ok, down = enroll.check_resolvers(spec)  # a seed without our resolver would never accept it
+        enroll.operator(spec, create=True)
     where = out or (spec.path.parent / "enrolled" / body["nodeId"])
     result = enroll.approve(spec, request, where, days)
     verb = "renewed" if result.renewed else "approved"
@@ -134,7 +134,9 @@ def list_cmd(spec_path: Path, as_json: bool) -> None:
         click.echo("no enrolled nodes (seedctl enroll approve REQUEST)")
         return
     for r in rows:
-        click.echo(f"{r['nodeId']:<16} {r['status']:<8} {r['mode']:<8} {r['region']:<11} {r['expires']:<20} {r['key']}")
+        click.echo(
+            f"{r['nodeId']:<16} {r['status']:<8} {r['mode']:<8} {r['region']:<11} {r['expires']:<20} {r['key']}"
+        )
 
 
 @command.command("revoke")
