@@ -134,10 +134,26 @@ def audit(spec: Spec, rendered: dict[str, str] | None = None) -> list[Finding]:
             )
         )
     out.extend(_secret_modes(spec))
+    out.extend(_stray_secrets(spec))
     for name, text in (rendered or {}).items():
         out.extend(_rendered_passwords(name, text))
     order = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(out, key=lambda f: order[f.severity])
+
+
+def _stray_secrets(spec: Spec) -> list[Finding]:
+    from . import secrets
+
+    users = {u.name for u in effective_users(spec)}
+    return [
+        Finding(
+            "medium",
+            str(spec.secrets_dir / name),
+            f"a secret of {name!r}, which is no user any more: adding {name!r} again would bring it back",
+            f"seedctl users remove {name}",
+        )
+        for name in secrets.stray_names(spec.secrets_dir, users)
+    ]
 
 
 def _secret_modes(spec: Spec) -> list[Finding]:

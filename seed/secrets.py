@@ -227,6 +227,29 @@ def remove(secrets_dir: Path, name: str) -> bool:
     return removed
 
 
+def rotate(secrets_dir: Path, name: str, auth: str) -> str:
+    """A new secret of the same kind for `name` (the old one is deleted first); returns it."""
+    d = Path(secrets_dir)
+    suffixes = (".nk", ".pub") if auth == "nkey" else (".password", ".bcrypt")
+    for suffix in suffixes:
+        with contextlib.suppress(FileNotFoundError):
+            (d / f"{_check_name(name)}{suffix}").unlink()
+    if auth == "nkey":
+        return nkey_seed(d, name, create=True)
+    value = password(d, name, create=True)
+    bcrypt_hash(d, name)
+    return value
+
+
+def stray_names(secrets_dir: Path, users: set[str]) -> list[str]:
+    """Names with a stored password or nkey seed that are no user (`console*` secrets excepted).
+
+    A stray secret is dangerous: adding that name again would silently bring the old secret back.
+    """
+    names = set(list_names(secrets_dir)) | set(list_nkey_names(secrets_dir))
+    return sorted(n for n in names - users if not n.startswith("console"))
+
+
 def registered_users(secrets_dir: Path) -> dict[str, str]:
     """{name: role} of users added with `seedctl users add`."""
     return {name: role for name, (role, _auth) in _registry(secrets_dir).items()}

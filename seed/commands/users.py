@@ -144,10 +144,18 @@ def add_user(
     else:
         role = role or ("enrolled" if NODE_ID_RE.match(name) and name.startswith("node-") else None)
         if role is None:
-            fail(f"give --role for {name!r} (one of {', '.join(ADDABLE_ROLES)})", 2)
+            fail(
+                f"give --role for {name!r} (one of {', '.join(ADDABLE_ROLES)}); to replace a user's "
+                f"credentials keeping role and auth kind: seedctl users rotate OLD --new-user {name}",
+                2,
+            )
         if role == "enrolled" and not NODE_ID_RE.match(name):
             fail(f"an enrolled user is named by its nodeId; {name!r} is not one (like node-a3f7c9d2e1)", 2)
-        auth = auth or secrets.registered_auth(spec.secrets_dir).get(name, "password")
+        registered = secrets.registered_auth(spec.secrets_dir)
+        if name not in registered:
+            # Secrets left by a user removed from the spec must not come back with a new user.
+            secrets.remove(spec.secrets_dir, name)
+        auth = auth or registered.get(name, "password")
     if auth == "nkey":
         if password_stdin:
             fail("an nkey user has no password: drop --password-stdin (its seed is generated)", 2)
@@ -182,10 +190,69 @@ def remove_user(spec_path: Path, name: str) -> None:
     """Delete NAME (added with `users add`) and its secrets; `seedctl reload` then cuts it off."""
     spec = open_spec(spec_path)
     if spec.user(name) is not None:
-        fail(f"{name} is declared in {spec_path}: remove it from the spec's users list instead", 2)
+        fail(
+            f"{name} is declared in {spec_path}: delete its entry from the spec's users list, then run "
+            f"`seedctl users remove {name}` again to delete its secrets, and `seedctl reload`",
+            2,
+        )
     if not secrets.remove(spec.secrets_dir, name):
         fail(f"no user {name!r} in {spec.secrets_dir}")
-    click.echo(f"{name}: removed; apply with: seedctl reload")
+    click.echo(f"{name}: removed with its secrets; apply with: seedctl reload")
+
+
+@command.command("rotate")
+@spec_option
+@click.argument("name")
+@click.option(
+    "--new-user",
+    default=None,
+    help="Create this user with NAME's role and auth kind instead of replacing NAME's secret: "
+    "nodes move to it while NAME still works (shared users like monitor: nobody is cut off).",
+)
+@handle_errors
+def rotate_user(spec_path: Path, name: str, new_user: str | None) -> None:
+    """New credentials for NAME, of the same auth kind (an nkey user stays an nkey user).
+
+    Without --new-user NAME gets a new password or nkey seed at once: after `seedctl reload`
+    only the new one works (right for one enrolled node). With --new-user the old user keeps
+    working until you remove it, so a shared user is rotated without cutting anyone off.
+
+    \b
+    Examples:
+      seedctl users rotate node-a3f7c9d2e1 && seedctl reload      # then hand out its credentials
+      seedctl users rotate monitor --new-user monitor-2 && seedctl reload
+      seedctl users credentials monitor-2 --out ./monitor-2         # hand out; when every node uses it:
+      seedctl users remove monitor && seedctl reload                # (a spec user: delete it there first)
+    """
+    spec = open_spec(spec_path)
+    user = next((u for u in render.effective_users(spec) if u.name == name), None)
+    if user is None:
+        fail(f"no user {name!r} (seedctl users list shows them)", 2)
+    if user.role not in ADDABLE_ROLES:
+        fail(f"{name} has role {user.role}: rotate it by changing its password in {spec_path}", 2)
+    if user.auth == "password" and (user.password is not None or user.password_file is not None):
+        fail(f"{name}'s password is set in {spec_path}: change it there", 2)
+    if new_user is None:
+        secrets.rotate(spec.secrets_dir, name, user.auth)
+        click.echo(f"{name}: new {'nkey' if user.auth == 'nkey' else 'password'}; the old one stops working "
+                   f"at the next reload")  # fmt: skip
+        click.echo(
+            f"next: seedctl reload && seedctl users credentials {name} --out DIR (hand it to the node)"
+        )
+        return
+    if any(u.name == new_user for u in render.effective_users(spec)):
+        fail(f"{new_user!r} already exists: pick a new name", 2)
+    if user.role == "enrolled":
+        fail("an enrolled user is named by its nodeId and cannot be renamed: rotate it in place", 2)
+    secrets.remove(spec.secrets_dir, new_user)  # never inherit a stray secret of that name
+    secrets.register_user(spec.secrets_dir, new_user, user.role, user.auth)
+    secrets.rotate(spec.secrets_dir, new_user, user.auth)
+    click.echo(f"{new_user}: {user.role}, {user.auth} (like {name}); {name} keeps working until removed")
+    where = f"delete {name} from {spec_path}, then " if spec.user(name) is not None else ""
+    click.echo(
+        f"next: seedctl reload; seedctl users credentials {new_user} --out DIR and hand it to every node; "
+        f"when all use it: {where}seedctl users remove {name} && seedctl reload"
+    )
 
 
 @command.command("credentials")
