@@ -162,9 +162,25 @@ def _read_applied(spec: Spec, name: str, state_dir: Path | None) -> dict:
         return {}
 
 
-def _write_applied(spec: Spec, server: ServerSpec, state_dir: Path | None, digest: str) -> None:
+def _write_applied(
+    spec: Spec, server: ServerSpec, state_dir: Path | None, digest: str, *, started: bool = False
+) -> None:
     data = {"digest": digest, "facts": restart_facts(spec, server)}
+    # When seedctl itself started the process: `seedctl health` does not warn about that restart.
+    started_at = (
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if started
+        else _read_applied(spec, server.name, state_dir).get("started_at")
+    )
+    if started_at:
+        data["started_at"] = started_at
     secrets.write_private(server_dir(spec, server.name, state_dir) / APPLIED_FILE, json.dumps(data, indent=2))
+
+
+def intended_start(spec: Spec, name: str, state_dir: Path | None = None) -> str | None:
+    """When `seedctl up` last started server `name` on this machine (UTC, ISO), if it did."""
+    value = _read_applied(spec, name, state_dir).get("started_at")
+    return value if isinstance(value, str) else None
 
 
 def log_errors(path: Path, offset: int = 0, limit: int = 3) -> list[str]:
@@ -268,7 +284,7 @@ def up(
             digest = prepare(spec, server, state_dir, binary, hashes)
             offset = _log_size(log_path(spec, server.name, state_dir))
             pid = _spawn(spec, server, state_dir, binary)
-            _write_applied(spec, server, state_dir, digest)
+            _write_applied(spec, server, state_dir, digest, started=True)
             say(
                 f"{server.name}: started pid {pid}, client {server.client_url}, monitoring {server.monitor_url}"
             )

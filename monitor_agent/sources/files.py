@@ -237,7 +237,11 @@ class FileSource:
             return
         index, offset = self._start_point(files)
         if index < len(files) - 1:
-            log.info("node logs: reading %d file(s) of history in %s", len(files) - 1 - index, self.folder)
+            history = len(files) - 1 - index
+            log.info(
+                "node logs: reading %d file%s in %s (%d rotated, then following %s)",
+                history + 1, "s" * (history + 1 != 1), self.folder, history, files[-1].path.name,
+            )  # fmt: skip
         # History: every file but the newest, read to its end.
         while index < len(files) - 1 and not self._stop.is_set():
             self._read_whole(files[index], offset)

@@ -70,6 +70,12 @@ def open_spec(path: Path, servers: tuple[str, ...] = ()) -> Spec:
     try:
         spec = load_spec(path)
     except SpecError as exc:
+        if not Path(path).exists():
+            fail(
+                f"spec file not found: {path} (give --spec FILE or set SEEDCTL_SPEC; start from "
+                "configs/seed.example.yaml of the repository)",
+                EXIT_SPEC,
+            )
         fail(f"invalid spec: {exc}", EXIT_SPEC)
     for name in servers:
         if name not in spec.names:

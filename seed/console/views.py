@@ -85,4 +85,5 @@ def mesh(spec, reports) -> dict:
         rows.append(
             {"name": a, "cells": cells, "extra": extra, "reachable": rep is not None and rep.sample.reachable}
         )
-    return {"names": names, "rows": rows, "cluster_name": spec.cluster_name}
+    clustered = any(s.cluster_port is not None for s in spec.servers)
+    return {"names": names, "rows": rows, "cluster_name": spec.cluster_name, "clustered": clustered}

@@ -38,6 +38,7 @@ class Expectations:
     digest: str | None = None  # `nats-server -t` digest of what `seedctl render` produces now
     digest_error: str | None = None  # why `digest` could not be computed
     cluster_versions: Mapping[str, str] = field(default_factory=dict)  # reachable members -> version
+    intended_start: str | None = None  # when `seedctl up` started it on this machine (a deliberate start)
 
 
 CHECK_NAMES = (
@@ -291,6 +292,10 @@ def check_restart(sample: Sample, prev, exp, th) -> CheckResult:
         prev and prev.get("start") and (prev["start"] != v.get("start") or prev.get("restarted"))
     )
     if restarted and up < th.restart_window_s:
+        intended, started = parse_time(exp.intended_start), parse_time(v.get("start"))
+        if intended is not None and started is not None and abs((intended - started).total_seconds()) <= 30:
+            # `seedctl up` started this process on purpose: worth a note, not a warning.
+            return CheckResult("restart", Status.OK, f"started by seedctl {human_duration(up)} ago", int(up))
         return CheckResult("restart", Status.WARNING, f"restarted {human_duration(up)} ago", int(up))
     return CheckResult("restart", Status.OK, f"up {human_duration(up)}", int(up))
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from .. import lifecycle
 from .checks import Expectations, Thresholds, evaluate, live_route_peers, msg_rates, uptime_seconds
 from .client import MonitorClient, new_http_client
 from .drift import DigestOracle, Expected
@@ -124,6 +125,7 @@ async def check_servers(
             digest=exp_digest.digest if exp_digest else None,
             digest_error=(exp_digest.error if exp_digest else "drift check not requested"),
             cluster_versions=cluster_versions,
+            intended_start=lifecycle.intended_start(spec, server.name),
         )
         prev = memory.get(server.name)
         results = evaluate(sample, prev, exp, thresholds)

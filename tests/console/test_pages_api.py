@@ -127,3 +127,8 @@ def test_metrics_are_valid_prometheus_text(console):
         [promtool, "check", "metrics"], input=body, capture_output=True, text=True, timeout=30
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_cluster_page_of_a_spec_without_a_cluster_names_none(seed, console):
+    page = console.login().get("/cluster").text
+    assert "tbfed-seeds" not in page and "defines no cluster" in page

@@ -30,7 +30,8 @@ def source(agent, folder, **kw) -> FileSource:
     return src
 
 
-def test_reads_history_then_follows_append_and_rotation(tmp_path, make_agent, expected):
+def test_reads_history_then_follows_append_and_rotation(tmp_path, make_agent, expected, caplog):
+    caplog.set_level("INFO", logger="monitor_agent.sources.files")
     logs = tmp_path / "logs"
     logs.mkdir()
     for rel in ("debug/debug-2024-01-15.log.gz", "debug/debug-2024-01-16.log"):
@@ -40,6 +41,11 @@ def test_reads_history_then_follows_append_and_rotation(tmp_path, make_agent, ex
     agent.start()
     wait_for(
         lambda: agent.store.local_stats()["total"] == expected["debug"]["tasks"], what="the day's history"
+    )
+    # a folder of 2 files: both are read (the rotated one, then the current one, which is followed)
+    assert (
+        "reading 2 files in" in caplog.text
+        and "(1 rotated, then following debug-2024-01-16.log)" in caplog.text
     )
     stats = agent.store.local_stats()["byStatus"]
     assert (stats["completed"], stats["failed"]) == (

@@ -114,3 +114,16 @@ def test_rotating_an_enrolled_node_in_place_keeps_its_auth_kind(tmp_path):
     assert not (spec.secrets_dir / f"{NODE}.password").exists()
     refused = _invoke("users", "add", "monitor-2", "--spec", str(path))
     assert refused.exit_code == 2 and "seedctl users rotate OLD --new-user monitor-2" in refused.output
+
+
+def test_outside_the_repository_a_missing_spec_names_the_way_out(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "SEEDCTL_SPEC"}
+    seedctl = str(Path(sys.executable).parent / "seedctl")
+    r = subprocess.run([seedctl, "up"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "spec file not found" in r.stderr and "--spec" in r.stderr and "SEEDCTL_SPEC" in r.stderr
