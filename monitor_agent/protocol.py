@@ -64,6 +64,9 @@ RATE_LIMITS = {
 
 HEARTBEAT_INTERVAL_S = 30
 STATS_MAX_SILENCE_S = 30
+# With task events off, node_stats must not time each task: it goes out only once per wall-clock
+# bucket (at :00, :15, :30, :45 UTC), never on a change (docs/privacy.md, honest limits).
+STATS_PRIVATE_BUCKET_S = 900
 PEER_ONLINE_S = 90
 PEER_FORGET_S = 600
 

@@ -16,7 +16,7 @@ from ..config import load_config
 from ..errors import AgentError, ConfigError
 from ..logs import LogParser
 from ..model import TaskEvent
-from ..sources.files import Reader
+from ..sources.files import Reader, list_log_files
 
 CHUNK = 1024 * 1024
 BROADCAST_STATUSES = ("received", "completed", "failed")
@@ -99,24 +99,25 @@ def _fmt(value) -> str:
 
 
 @click.command("parse")
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--shared", is_flag=True, help="Print exactly the federation messages these logs would send.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per task (the local view).")
 @click.option("--private", is_flag=True, help="With --json: include private fields (never shared).")
 def command(files: tuple[Path, ...], shared: bool, as_json: bool, private: bool) -> None:
-    """Show what the agent extracts from TrueBit node log FILES (.log or .log.gz, read in the order given).
+    """Show what the agent extracts from TrueBit node log FILES (.log or .log.gz, read in the order given)
+    or folders (every .log and rotated .log.gz in them, oldest first, as the agent reads a folder).
 
     \b
     Default: one line per task (status, chain, block, type, execution time, exit code), then
     the counts of what was read. With --shared: the task messages the agent would publish,
     byte for byte, after anonymization and the privacy gate — audit them before setting
-    ENABLE_FEDERATION=true. Privacy settings (FEDERATION_PRIVACY, DATA_DIR's node key) are
+    ENABLE_FEDERATION=true. They are what the agent sends when such events happen while
+    federation is on: history already in the logs when you opt in is never sent. Privacy settings (FEDERATION_PRIVACY, DATA_DIR's node key) are
     taken from the environment, as the agent would.
 
     \b
     Examples:
+      monitor-agent parse /var/log/truebit/                       # the whole folder, .gz included
       monitor-agent parse /var/log/truebit/debug-2024-01-15.log.gz debug-2024-01-16.log
       FEDERATION_PRIVACY=strict monitor-agent parse --shared node.log
     """
@@ -125,6 +126,16 @@ def command(files: tuple[Path, ...], shared: bool, as_json: bool, private: bool)
     except ConfigError as exc:
         click.echo(f"monitor-agent: {exc}", err=True)
         sys.exit(2)
+    paths: list[Path] = []
+    for p in files:
+        if p.is_dir():
+            found = [f.path for f in list_log_files(p)]
+            if not found:
+                raise click.ClickException(f"{p}: no .log or .log.gz files in this folder")
+            paths += found
+        else:
+            paths.append(p)
+    files = tuple(paths)
     total = sum(p.stat().st_size for p in files)
     if total > 16 * CHUNK and sys.stderr.isatty():  # big folders take a few seconds: show progress
         with click.progressbar(length=total, label="parsing", file=sys.stderr) as bar:
@@ -139,7 +150,11 @@ def command(files: tuple[Path, ...], shared: bool, as_json: bool, private: bool)
             raise click.ClickException(str(exc)) from exc
         for line in lines:
             click.echo(line)
-        click.echo(f"# {len(lines) - blocked} message(s) would be sent, {blocked} blocked", err=True)
+        click.echo(
+            f"# {len(lines) - blocked} message(s) as the agent sends them for such events with federation on, "
+            f"{blocked} blocked; these are history: events already logged when you opt in are never sent",
+            err=True,
+        )
         return
     if as_json:
         from ..store import local_task_api

@@ -58,6 +58,7 @@ from ..protocol import (
     NODE_ID_RE,
     RATE_LIMITS,
     STATS_MAX_SILENCE_S,
+    STATS_PRIVATE_BUCKET_S,
     FedCode,
     FederationState,
     subject_for,
@@ -549,7 +550,9 @@ class FederationClient:
             await asyncio.sleep(CREDENTIALS_POLL_S)
             token = self._node_creds.renewed()
             if token is not None and nc.is_connected:
-                log.info("FEDERATION_CREDENTIALS renewed (valid until %s): reconnecting with it", token.expires)
+                log.info(
+                    "FEDERATION_CREDENTIALS renewed (valid until %s): reconnecting with it", token.expires
+                )
                 await nc.force_reconnect()  # the reconnect reads the new JWT; the sender waits meanwhile
 
     def _connect_options(self) -> dict[str, Any]:
@@ -816,13 +819,24 @@ class FederationClient:
         interval = self.config.broadcast_interval_ms / 1000
         last_sent: dict | None = None
         last_at = 0.0
+        # The first private send waits for the next bucket boundary too: a send at connect time
+        # followed by one at the boundary would bound a task to a window as short as seconds.
+        last_bucket = int(time.time() // STATS_PRIVATE_BUCKET_S)
         while True:
             await asyncio.sleep(interval)
             if not self.broadcast_stats or self.state not in CONNECTED_STATES:
                 continue
             now = time.monotonic()
-            if not self._stats_dirty and now - last_at < STATS_MAX_SILENCE_S:
-                continue
+            if self.broadcast_tasks:
+                if not self._stats_dirty and now - last_at < STATS_MAX_SILENCE_S:
+                    continue
+            else:
+                # Task events are off: a stats message at each change would time every task
+                # (tasks24h ticks as one completes). Send once per wall-clock bucket instead.
+                bucket = int(time.time() // STATS_PRIVATE_BUCKET_S)
+                if bucket == last_bucket:
+                    continue
+                last_bucket = bucket
             self._stats_dirty = False
             try:
                 stats = await asyncio.to_thread(self.local_stats)
@@ -833,7 +847,7 @@ class FederationClient:
                 stats, node_id=self.identity.node_id, privacy=self.config.privacy
             )
             body = {k: v for k, v in message.items() if k != "timestamp"}
-            if body == last_sent and now - last_at < STATS_MAX_SILENCE_S:
+            if self.broadcast_tasks and body == last_sent and now - last_at < STATS_MAX_SILENCE_S:
                 continue
             if self._enqueue(KIND_STATS, message):
                 last_sent, last_at = body, now

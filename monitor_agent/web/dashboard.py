@@ -88,4 +88,26 @@ def privacy():
     ctx = _common("privacy")
     agent = state().agent
     ctx["privacy"] = ser.privacy(agent.outbox_snapshot(), ser.privacy_blocked(agent))
+    ctx["timing"] = _timing_note(agent.settings())
     return render_template("privacy.html", **ctx)
+
+
+def _timing_note(s: dict[str, bool]) -> str:
+    """What peers can learn about *when* this node works, with the switches as they are now."""
+    from ..protocol import STATS_PRIVATE_BUCKET_S
+
+    if not s["enabled"]:
+        return "Federation is off: nothing about your tasks, not even their timing, leaves this machine."
+    if s["broadcastTasks"]:
+        return (
+            "Task events go out as they happen, so peers see when each task was received and finished "
+            "(to the second; to 5 minutes with FEDERATION_PRIVACY=strict)."
+        )
+    if s["broadcastStats"]:
+        minutes = STATS_PRIVATE_BUCKET_S // 60
+        return (
+            f"Task events are off and statistics go out only once per {minutes}-minute window (UTC), never "
+            f"when a task changes: peers can tell how many tasks finished in each {minutes}-minute window "
+            "and how many were running at its end, not when each one did."
+        )
+    return "Neither task events nor statistics are sent: peers learn nothing about when your node works."

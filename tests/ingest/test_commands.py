@@ -97,3 +97,22 @@ def test_bad_input_gets_one_clear_line(tmp_path):
     assert r.exit_code != 0 and "not an EventDB file" in r.output
     r = run(["parse", str(tmp_path / "missing.log")], tmp_path)
     assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_parse_a_folder_reads_rotated_gz_files_too(tmp_path, expected):
+    """The README's way: the folder, not a `*.log` glob that skips the rotated `.gz` files."""
+    r = run(["parse", "--shared", str(CORPUS / "debug")], tmp_path)
+    assert r.exit_code == 0, r.output
+    by_files = run(["parse", "--shared", *DEBUG], tmp_path)
+
+    def shape(text):  # nodeId and taskIds come from a throwaway key per run
+        return [{k: v for k, v in json.loads(line).items() if k not in ("nodeId", "taskId")}
+                for line in text.splitlines()]  # fmt: skip
+
+    assert shape(r.stdout) == shape(by_files.stdout)
+    assert len(r.stdout.splitlines()) == 2 * expected["debug"]["tasks"]
+    assert "history" in r.stderr and "never sent" in r.stderr and "would be sent" not in r.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run(["parse", str(empty)], tmp_path)
+    assert r.exit_code == 1 and "no .log or .log.gz files" in r.output

@@ -219,3 +219,35 @@ def test_clear_reaches_the_real_agent_of_its_data_dir(tmp_path, port_factory):
         proc.terminate()
         proc.wait(20)
     assert runfile.read(data) is None, "agent.json removed at a clean stop"
+
+
+def test_stats_without_task_events_do_not_time_each_task(seed, agent_factory):
+    """Receive-and-stats node: an observer must not see tasks24h tick at each completion."""
+    from tests.agent.conftest import RawNats, task_event
+
+    spy = RawNats(seed.url_for("observer"))
+    try:
+        spy.capture()
+        _no_stats_per_task(seed, agent_factory, spy, task_event)
+    finally:
+        spy.close()
+
+
+def _no_stats_per_task(seed, agent_factory, spy, task_event):
+    def subjects():
+        with spy._lock:
+            return [s for s, _, _ in spy.captured]
+
+    a = agent_factory({"ENABLE_FEDERATION": "true", "FEDERATION_SEED_URL": seed.url_for("monitor"),
+                       "FEDERATION_BROADCAST_TASKS": "false", "FEDERATION_BROADCAST_INTERVAL_MS": "100"})  # fmt: skip
+    wait_for(lambda: a.agent.status()["connected"], timeout=20)
+    node = a.agent.identity.node_id
+    wait_for(lambda: any(f"presence.{node}" in s for s in subjects()), timeout=10, what="node_online")
+    for i in range(3):
+        a.agent.submit_task_event(task_event("received", f"exec-{i}", chain_id=1, task_type="js"))
+        a.agent.submit_task_event(task_event("completed", f"exec-{i}", execution_time_ms=10, exit_code=0))
+        time.sleep(0.5)
+    time.sleep(1.0)
+    assert [s for s in subjects() if s.startswith(("tbfed.v1.stats.", "tbfed.v1.task."))] == []
+    page = a.get("/privacy").text
+    assert "once per 15-minute window" in page
