@@ -124,7 +124,8 @@ def audit(spec: Spec, rendered: dict[str, str] | None = None) -> list[Finding]:
                 "set system_account: true and keep one admin user",
             )
         )
-    elif not any(u.role == "admin" for u in spec.users):
+    elif not spec.auth.operator and not any(u.role == "admin" for u in spec.users):
+        # (operator mode: seedctl's own system-account user, secrets_dir/operator/seedctl.creds)
         out.append(
             Finding(
                 "low",

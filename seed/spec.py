@@ -487,7 +487,7 @@ def parse_spec(root: _Node, path: Path) -> Spec:
     return Spec(
         path=path.resolve(),
         servers=servers,
-        users=users,
+        users=() if auth.operator else users,  # operator mode: every user is a JWT (seed/enroll.py)
         name=name,
         cluster_name=cluster_name,
         subject_prefix=prefix,

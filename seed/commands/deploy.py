@@ -117,4 +117,9 @@ def command(
         fail(str(exc))
     if result.ok and playbook == "rotate-credentials" and not check:
         click.echo(_deploy.finish_rotation(spec, old_user))
+    if result.ok and playbook == "seed" and spec.auth.operator and not check:
+        from .. import enroll  # operator mode: the seeds get the current account JWTs (revocations)
+
+        for name, outcome in enroll.push(spec).items():
+            click.echo(f"account JWTs -> {name}: {outcome}")
     sys.exit(result.rc)

@@ -1,0 +1,241 @@
+"""Enrollment figures: operator (JWT) mode against static NKEY users, real nats-servers on loopback.
+
+    python bench/enrollment.py                  # runs 5, approvals 1000, failover N 1000
+    python bench/enrollment.py --runs 3 --approvals 200 --n 200     # quicker
+
+Reports (medians where repeated):
+  approve_to_connected_s   seedctl's approve (verify request, sign user JWT, write files) until a
+                           real agent started on that file is CONNECTED (no seed reload)
+  revoke_to_disconnected_s seedctl's revoke (account JWT with the revocation, pushed through $SYS)
+                           until the connected agent is cut off (target <= 5 s)
+  approvals_s              N approvals in one account (registry + per-node files, fsync'd)
+  failover                 N clients on seed-1 of a 2-server cluster; seed-1 stops (no lame duck);
+                           seconds until all N are connected to seed-2: JWT users (operator mode)
+                           and the shared NKEY monitor user (static mode), same run, and the ratio
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nats
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from monitor_agent.agent import Agent  # noqa: E402
+from monitor_agent.config import load_config  # noqa: E402
+from monitor_agent.enrollment import build_request, dumps  # noqa: E402
+from monitor_agent.identity import load_identity  # noqa: E402
+from monitor_agent.protocol import FederationState  # noqa: E402
+from seed import enroll, lifecycle, render  # noqa: E402
+from seed.spec import load_spec  # noqa: E402
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_spec(root: Path, servers: int, operator: bool) -> object:
+    entries = []
+    for i in range(1, servers + 1):
+        e = {"name": f"seed-{i}", "host": "127.0.0.1", "client_port": port(), "monitor_port": port()}
+        if servers > 1:
+            e["cluster_port"] = port()
+        entries.append(e)
+    data: dict = {
+        "name": "tbfed-bench",
+        "servers": entries,
+        "limits": {"max_connections": 20000, "lame_duck_duration_s": 30, "lame_duck_grace_period_s": 1},
+        "secrets_dir": "secrets",
+        "state_dir": "state",
+        "rendered_dir": "rendered",
+    }
+    if operator:
+        data["auth"] = {"mode": "operator"}
+    else:
+        data["users"] = [{"name": "admin", "role": "admin"}, {"name": "monitor", "role": "monitor", "auth": "nkey"}]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "seed.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_spec(root / "seed.yaml")
+
+
+def wait(pred, timeout: float, what: str) -> float:
+    t0 = time.monotonic()
+    while not pred():
+        if time.monotonic() - t0 > timeout:
+            raise RuntimeError(f"timeout waiting for {what}")
+        time.sleep(0.005)
+    return time.monotonic() - t0
+
+
+def node(root: Path):
+    ident = load_identity(root / "data")
+    req = root / "request.json"
+    req.write_text(dumps(build_request(ident, "EU-WEST")))
+    return ident, req
+
+
+def agent_for(spec, data_dir: Path, cred: Path) -> Agent:
+    env = {
+        "DATA_DIR": str(data_dir),
+        "NODE_LOG_SOURCE": "none",
+        "ENABLE_FEDERATION": "true",
+        "FEDERATION_SEED_URL": spec.servers[0].client_url,
+        "FEDERATION_CREDENTIALS": str(cred),
+        "FEDERATION_RECONNECT_TIMEOUT": "500",
+        "MONITOR_PORT": str(port()),
+    }
+    agent = Agent(load_config(env))
+    agent.start()
+    return agent
+
+
+def single_seed_figures(root: Path, runs: int, approvals: int) -> dict:
+    spec = make_spec(root / "op1", 1, operator=True)
+    lifecycle.up(spec)
+    try:
+        approve_s, revoke_s = [], []
+        for i in range(runs):
+            ident, req = node(root / f"a{i}")
+            t0 = time.monotonic()
+            approval = enroll.approve(spec, req, root / f"a{i}" / "out")
+            agent = agent_for(spec, root / f"a{i}" / "data", approval.credentials)
+            try:
+                wait(lambda a=agent: a.federation.state == FederationState.CONNECTED, 20, "CONNECTED")
+                approve_s.append(time.monotonic() - t0)
+                t1 = time.monotonic()
+                enroll.revoke(spec, ident.node_id)
+                wait(lambda a=agent: a.federation.state != FederationState.CONNECTED, 20, "cut off")
+                revoke_s.append(time.monotonic() - t1)
+            finally:
+                agent.stop()
+            log(f"run {i + 1}: approve->connected {approve_s[-1]:.3f}s, revoke->disconnected {revoke_s[-1]:.3f}s")
+        reqs = [node(root / f"b{i}")[1] for i in range(approvals)]
+        t0 = time.monotonic()
+        for i, req in enumerate(reqs):
+            enroll.approve(spec, req, root / "b-out" / str(i))
+        approvals_s = time.monotonic() - t0
+        log(f"{approvals} approvals: {approvals_s:.2f}s")
+        return {
+            "approve_to_connected_s": round(statistics.median(approve_s), 3),
+            "revoke_to_disconnected_s": round(statistics.median(revoke_s), 3),
+            "revoke_max_s": round(max(revoke_s), 3),
+            "approvals": approvals,
+            "approvals_s": round(approvals_s, 2),
+            "per_approval_ms": round(approvals_s / approvals * 1000, 1),
+        }
+    finally:
+        lifecycle.down(spec, timeout=10, lame_duck=False)
+
+
+async def failover(spec, n: int, auth_for) -> dict:
+    """n clients on seed-1 (seed-2 listed second); stop seed-1; time until all are on seed-2."""
+    urls = [s.client_url for s in spec.servers]
+    moved = asyncio.Event()
+    state = {"n": 0}
+
+    async def on_reconnect():
+        state["n"] += 1
+        if state["n"] == n:
+            moved.set()
+
+    async def quiet(_e):
+        pass
+
+    sem = asyncio.Semaphore(16)
+
+    async def one(i):
+        async with sem:
+            return await nats.connect(
+                servers=urls, dont_randomize=True, allow_reconnect=True, max_reconnect_attempts=-1,
+                reconnect_time_wait=1, connect_timeout=10, reconnected_cb=on_reconnect, error_cb=quiet,
+                **auth_for(i),
+            )
+
+    t0 = time.monotonic()
+    clients = await asyncio.gather(*(one(i) for i in range(n)))
+    connect_s = time.monotonic() - t0
+    await asyncio.sleep(1)
+    t0 = time.monotonic()
+    await asyncio.to_thread(lifecycle.down, spec, [spec.servers[0].name], None, 10.0, False)
+    await asyncio.wait_for(moved.wait(), 300)
+    all_s = time.monotonic() - t0
+    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+    return {"connect_all_s": round(connect_s, 2), "all_failed_over_s": round(all_s, 2)}
+
+
+def failover_figures(root: Path, n: int) -> dict:
+    out = {}
+    # Static mode: the shared monitor user with its nkey (the baseline bench/federation_scale.py uses).
+    spec = make_spec(root / "static", 2, operator=False)
+    lifecycle.up(spec)
+    try:
+        seed = render.credentials_text(spec, spec.user("monitor"))
+        out["nkey"] = asyncio.run(failover(spec, n, lambda i: {"nkeys_seed_str": seed}))
+        log(f"NKEY users: {out['nkey']}")
+    finally:
+        lifecycle.down(spec, timeout=10, lame_duck=False)
+    # Operator mode: n enrolled nodes, each its own JWT user signing with its own key.
+    spec = make_spec(root / "op2", 2, operator=True)
+    lifecycle.up(spec)
+    try:
+        creds = []
+        for i in range(n):
+            ident, req = node(root / f"f{i}")
+            approval = enroll.approve(spec, req, root / "f-out" / str(i))
+            token = next(ln for ln in approval.credentials.read_text().splitlines() if ln.startswith("eyJ"))
+            creds.append((ident, token))
+
+        def auth_for(i):
+            ident, token = creds[i]
+            return {
+                "user_jwt_cb": lambda t=token: bytearray(t.encode()),
+                "signature_cb": lambda nonce, k=ident.private_key: base64.b64encode(k.sign(nonce.encode())),
+            }
+
+        out["jwt"] = asyncio.run(failover(spec, n, auth_for))
+        log(f"JWT users: {out['jwt']}")
+    finally:
+        lifecycle.down(spec, timeout=10, lame_duck=False)
+    out["ratio_jwt_over_nkey"] = round(out["jwt"]["all_failed_over_s"] / out["nkey"]["all_failed_over_s"], 2)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--approvals", type=int, default=1000)
+    ap.add_argument("--n", type=int, default=1000, help="clients in the failover comparison")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-enroll-") as tmp:
+        root = Path(tmp)
+        result = {
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
+            **single_seed_figures(root, args.runs, args.approvals),
+            "failover_n": args.n,
+            **failover_figures(root, args.n),
+        }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
