@@ -1,6 +1,6 @@
 """Enrollment figures: operator (JWT) mode against static NKEY users, real nats-servers on loopback.
 
-    python bench/enrollment.py                  # runs 5, approvals 1000, failover N 1000
+    python bench/enrollment.py                  # runs 5, approvals 1000, failover N 1000, 3 rounds
     python bench/enrollment.py --runs 3 --approvals 200 --n 200     # quicker
 
 Reports (medians where repeated):
@@ -11,7 +11,8 @@ Reports (medians where repeated):
   approvals_s              N approvals in one account (registry + per-node files, fsync'd)
   failover                 N clients on seed-1 of a 2-server cluster; seed-1 stops (no lame duck);
                            seconds until all N are connected to seed-2: JWT users (operator mode)
-                           and the shared NKEY monitor user (static mode), same run, and the ratio
+                           and the shared NKEY monitor user (static mode), alternating rounds in
+                           the same run, medians and their ratio
 """
 
 from __future__ import annotations
@@ -183,40 +184,54 @@ async def failover(spec, n: int, auth_for) -> dict:
     return {"connect_all_s": round(connect_s, 2), "all_failed_over_s": round(all_s, 2)}
 
 
-def failover_figures(root: Path, n: int) -> dict:
-    out = {}
-    # Static mode: the shared monitor user with its nkey (the baseline bench/federation_scale.py uses).
-    spec = make_spec(root / "static", 2, operator=False)
-    lifecycle.up(spec)
+def failover_figures(root: Path, n: int, rounds: int) -> dict:
+    """Both clusters up at once; rounds alternate NKEY, JWT, NKEY, JWT ... (the machine's load
+    drifts: alternating keeps the comparison fair); medians and their ratio."""
+    static = make_spec(root / "static", 2, operator=False)
+    op = make_spec(root / "op2", 2, operator=True)
+    lifecycle.up(static)
+    lifecycle.up(op)
     try:
-        seed = render.credentials_text(spec, spec.user("monitor"))
-        out["nkey"] = asyncio.run(failover(spec, n, lambda i: {"nkeys_seed_str": seed}))
-        log(f"NKEY users: {out['nkey']}")
-    finally:
-        lifecycle.down(spec, timeout=10, lame_duck=False)
-    # Operator mode: n enrolled nodes, each its own JWT user signing with its own key.
-    spec = make_spec(root / "op2", 2, operator=True)
-    lifecycle.up(spec)
-    try:
+        # Static mode: the shared monitor user with its nkey (the baseline bench/federation_scale.py uses).
+        seed = render.credentials_text(static, static.user("monitor"))
+        # Operator mode: n enrolled nodes, each its own JWT user signing with its own key.
         creds = []
         for i in range(n):
             ident, req = node(root / f"f{i}")
-            approval = enroll.approve(spec, req, root / "f-out" / str(i))
+            approval = enroll.approve(op, req, root / "f-out" / str(i))
             token = next(ln for ln in approval.credentials.read_text().splitlines() if ln.startswith("eyJ"))
             creds.append((ident, token))
 
-        def auth_for(i):
+        def jwt_auth(i):
             ident, token = creds[i]
             return {
                 "user_jwt_cb": lambda t=token: bytearray(t.encode()),
                 "signature_cb": lambda nonce, k=ident.private_key: base64.b64encode(k.sign(nonce.encode())),
             }
 
-        out["jwt"] = asyncio.run(failover(spec, n, auth_for))
-        log(f"JWT users: {out['jwt']}")
+        runs: dict[str, list[dict]] = {"nkey": [], "jwt": []}
+        for r in range(rounds):
+            for label, spec, auth_for in (
+                ("nkey", static, lambda i: {"nkeys_seed_str": seed}),
+                ("jwt", op, jwt_auth),
+            ):
+                lifecycle.up(spec)  # seed-1 back (the other one is still running)
+                time.sleep(2)  # routes re-formed
+                runs[label].append(asyncio.run(failover(spec, n, auth_for)))
+                log(f"round {r + 1} {label}: {runs[label][-1]}")
     finally:
-        lifecycle.down(spec, timeout=10, lame_duck=False)
-    out["ratio_jwt_over_nkey"] = round(out["jwt"]["all_failed_over_s"] / out["nkey"]["all_failed_over_s"], 2)
+        lifecycle.down(static, timeout=10, lame_duck=False)
+        lifecycle.down(op, timeout=10, lame_duck=False)
+    out: dict = {}
+    for label, results in runs.items():
+        out[label] = {
+            "all_failed_over_s_runs": [x["all_failed_over_s"] for x in results],
+            "all_failed_over_s_median": statistics.median(x["all_failed_over_s"] for x in results),
+            "connect_all_s_median": statistics.median(x["connect_all_s"] for x in results),
+        }
+    out["ratio_jwt_over_nkey"] = round(
+        out["jwt"]["all_failed_over_s_median"] / out["nkey"]["all_failed_over_s_median"], 2
+    )
     return out
 
 
@@ -225,6 +240,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--approvals", type=int, default=1000)
     ap.add_argument("--n", type=int, default=1000, help="clients in the failover comparison")
+    ap.add_argument("--rounds", type=int, default=3, help="failover rounds per kind (alternating)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-enroll-") as tmp:
         root = Path(tmp)
@@ -232,7 +248,7 @@ def main() -> None:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
             **single_seed_figures(root, args.runs, args.approvals),
             "failover_n": args.n,
-            **failover_figures(root, args.n),
+            **failover_figures(root, args.n, args.rounds),
         }
     print(json.dumps(result, indent=2))
 
