@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 import time
 
 import httpx
 import pytest
+import yaml
 
 from monitor_agent.agent import Agent
 from monitor_agent.config import load_config
@@ -201,3 +203,27 @@ def test_static_mode_approve_adds_an_nkey_user_for_the_nodes_own_key(seed_factor
         {"DATA_DIR": str(node.data_dir), "FEDERATION_SEED_URL": seed.url, "FEDERATION_CREDENTIALS": str(cred)}
     )
     wait_for(lambda: agent.federation.state == FederationState.CONNECTED, 10, what="static enrolled agent")
+
+
+@pytest.mark.parametrize(
+    ("auth", "extra", "needle"),
+    [
+        ({"mode": "jwt"}, {}, "auth.mode: 'jwt' is not one of static, operator"),
+        ({"mode": "operator", "resolver": "url"}, {}, "auth.resolver: 'url' is not one of full"),
+        (
+            {"mode": "operator"},
+            {"users": [{"name": "monitor", "role": "monitor"}]},
+            "users: operator mode has no users",
+        ),
+        ({"mode": "operator", "user_jwt_days": 0}, {}, "auth.user_jwt_days: 0 is out of range 1..3650"),
+    ],
+)
+def test_auth_spec_errors_name_the_field(tmp_path, auth, extra, needle):
+    from seed.spec import SpecError
+
+    data = {"name": "t", "servers": [{"name": "seed-1", "client_port": 14222, "monitor_port": 18222}]}
+    data.update(extra, auth=auth)
+    path = tmp_path / "seed.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError, match=re.escape(needle)):
+        load_spec(path)

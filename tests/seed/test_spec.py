@@ -15,7 +15,11 @@ from seed import natsbin, render, secrets
 from seed.spec import SpecError, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = [ROOT / "configs" / "seed.example.yaml", ROOT / "configs" / "seed.cluster.example.yaml"]
+EXAMPLES = [
+    ROOT / "configs" / "seed.example.yaml",
+    ROOT / "configs" / "seed.cluster.example.yaml",
+    ROOT / "configs" / "seed.operator.example.yaml",
+]
 
 
 def _copy_example(tmp_path: Path, example: Path) -> Path:
