@@ -161,6 +161,10 @@ def revoke_cmd(spec_path: Path, node_id: str) -> None:
             click.echo(f"  {name}: {result}: run `seedctl enroll push` when it is back")
     if not ok:
         fail("no seed took the revocation yet (it is recorded): seedctl enroll push", 1)
+    click.echo(
+        "the seeds' config preloads the old account JWT until the next seedctl reload / deploy "
+        "(health reports config_drift until then; the revocation is already in force)"
+    )
 
 
 @command.command("push")

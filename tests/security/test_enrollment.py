@@ -7,11 +7,14 @@ no file for the node); each attack on the wire is refused by the server itself.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import time
 
 import pytest
 
+from monitor_agent import natsjwt
 from monitor_agent.agent import Agent
 from monitor_agent.config import load_config
 from monitor_agent.enrollment import _canonical
@@ -194,3 +197,52 @@ def test_seed_without_a_resolver_is_refused(seed_factory, tmp_path):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "seed-1" in lines[0] and "without this operator's account resolver" in lines[0]
     assert _snapshot(seed) == before and not out.exists()
+
+
+def _forge(token: str, **nats_changes) -> str:
+    """The same JWT with its permissions widened, keeping the issuer's signature."""
+    head, body, sig = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    claims["nats"].update(nats_changes)
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{head}.{forged}.{sig}"
+
+
+def test_jwt_with_widened_permissions_is_refused(op_seed, tmp_path):
+    node = make_node(tmp_path / "n")
+    jwt = issued_jwt(enroll.approve(op_seed.spec, node.request(), tmp_path / "out").credentials)
+    forged = _forge(jwt, pub={"allow": [">"]})
+    with pytest.raises(Exception, match="Authorization Violation"):
+        asyncio.run(jwt_connect(op_seed.url, forged, node))
+
+
+def test_jwt_signed_by_a_key_of_our_own_making_is_refused(op_seed, tmp_path):
+    """An attacker who knows the federation account's public key signs a user JWT himself."""
+    node = make_node(tmp_path / "n")
+    op = enroll.operator(op_seed.spec, create=False)
+    rogue = natsjwt.keypair(natsjwt.new_seed("account"))
+    claims = enroll.user_claims(
+        op_seed.spec,
+        node.node_id,
+        natsjwt.user_public_key(node.identity.public_raw),
+        op.fed_public,
+        int(time.time()) + 3600,
+    )
+    claims["nats"]["pub"] = {"allow": [">"]}
+    with pytest.raises(Exception, match="Authorization Violation"):
+        asyncio.run(jwt_connect(op_seed.url, natsjwt.encode(claims, rogue), node))
+
+
+def test_revoked_node_cannot_be_approved_or_renewed_again(op_seed, tmp_path):
+    node = make_node(tmp_path / "n")
+    request = node.request()
+    enroll.approve(op_seed.spec, request, tmp_path / "out")
+    assert seedctl("enroll", "revoke", node.node_id, "--spec", op_seed.spec_path).returncode == 0
+    before = _snapshot(op_seed)
+    for args in (
+        ("approve", request, "--out", tmp_path / "again"),
+        ("renew", node.node_id, "--out", tmp_path / "again"),
+    ):
+        res = seedctl("enroll", *args, "--spec", op_seed.spec_path)
+        assert res.returncode == 2 and "revoked" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert _snapshot(op_seed) == before and not (tmp_path / "again").exists()
