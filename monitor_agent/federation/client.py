@@ -546,8 +546,13 @@ class FederationClient:
     async def _watch_credentials(self, nc: nats.NATS) -> None:
         """Renewal without downtime: present a renewed user JWT as soon as its file is in place."""
         assert self._node_creds is not None
+        warned_at = -1e9
         while True:
             await asyncio.sleep(CREDENTIALS_POLL_S)
+            reminder = self._node_creds.expiry_warning(time.time())
+            if reminder is not None and time.monotonic() - warned_at > 86400:
+                warned_at = time.monotonic()
+                log.warning("%s", reminder)
             token = self._node_creds.renewed()
             if token is not None and nc.is_connected:
                 log.info(

@@ -156,6 +156,17 @@ class NodeCredentials:
             return None
         return found
 
+    def expiry_warning(self, now: float, days: int = 14) -> str | None:
+        """A reminder while the JWT in use expires within `days` (renew before, and nothing stops)."""
+        exp = self.token.expires if self.token is not None else None
+        if exp is None or exp - now > days * 86400:
+            return None
+        return (
+            f"the user JWT in {self.path} expires at {_when(exp)}: ask the seed operator to renew it "
+            f"(seedctl enroll renew {self.identity.node_id}) and replace the file; the agent switches "
+            "to the new one without a restart"
+        )
+
     def closed_by_server(self, error_text: str) -> str | None:
         """The FED_002 message for a server-side close (revoked / expired), else None."""
         text = error_text.lower()

@@ -37,6 +37,11 @@ def command() -> None:
     """
 
 
+def _static_only(spec) -> None:
+    if spec.auth.operator:
+        fail("the spec is in operator mode: users are JWTs there; nodes join with `seedctl enroll approve`", 2)
+
+
 def _describe(spec, user) -> str:
     perms = render.permissions(user, spec.subject_prefix)
     parts = []
@@ -133,6 +138,7 @@ def add_user(
       pwgen -s 40 1 | seedctl users add monitor --password-stdin
     """
     spec = open_spec(spec_path)
+    _static_only(spec)
     declared = spec.user(name)
     if declared is not None:
         if role and role != declared.role:
@@ -225,6 +231,7 @@ def rotate_user(spec_path: Path, name: str, new_user: str | None) -> None:
       seedctl users remove monitor && seedctl reload                # (a spec user: delete it there first)
     """
     spec = open_spec(spec_path)
+    _static_only(spec)
     user = next((u for u in render.effective_users(spec) if u.name == name), None)
     if user is None:
         fail(f"no user {name!r} (seedctl users list shows them)", 2)
@@ -284,6 +291,7 @@ def credentials(spec_path: Path, name: str, out: Path, seed_url: str | None) -> 
       seedctl users credentials node-a3f7c9d2e1 --out /tmp/n1 --seed-url nats://seed.example.org:4222
     """
     spec = open_spec(spec_path)
+    _static_only(spec)
     user = next((u for u in render.effective_users(spec) if u.name == name), None)
     if user is None:
         fail(f"no user {name!r}: add it with `seedctl users add {name} --role monitor`", 2)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import shutil
 import time
@@ -227,3 +228,28 @@ def test_auth_spec_errors_name_the_field(tmp_path, auth, extra, needle):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(SpecError, match=re.escape(needle)):
         load_spec(path)
+
+
+def test_agent_reminds_to_renew_a_jwt_near_expiry(op_seed, agents, tmp_path, caplog):
+    node = make_node(tmp_path / "n")
+    out = tmp_path / "out"
+    res = seedctl(
+        "enroll", "approve", node.request(), "--spec", op_seed.spec_path, "--out", out, "--days", "3"
+    )
+    assert res.returncode == 0, res.stderr
+    listed = seedctl("enroll", "list", "--spec", op_seed.spec_path, "--json")
+    assert any(r["nodeId"] == node.node_id and r["status"] == "expiring" for r in json.loads(listed.stdout))
+    caplog.set_level("WARNING", logger="monitor_agent.federation")
+    agents(
+        {
+            "DATA_DIR": str(node.data_dir),
+            "FEDERATION_SEED_URL": op_seed.url,
+            "FEDERATION_CREDENTIALS": str(out / f"{node.node_id}.jwt"),
+        }
+    )
+    wait_for(lambda: f"seedctl enroll renew {node.node_id}" in caplog.text, 10, what="renewal reminder")
+
+
+def test_static_user_commands_refuse_an_operator_mode_spec(op_seed):
+    res = seedctl("users", "add", "grafana", "--role", "observer", "--spec", op_seed.spec_path)
+    assert res.returncode == 2 and "operator mode" in res.stderr
