@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import ThreadWorker
+
+from .http_worker import RequestReadingWorker
 
 if TYPE_CHECKING:
     from .config import Config
@@ -43,8 +44,10 @@ class ServeOptions:
     log_level: str = "info"
 
 
-class AgentWorker(ThreadWorker):
-    """gthread worker that also tells live WebSocket handlers to finish when asked to stop."""
+class AgentWorker(RequestReadingWorker):
+    """gthread worker that reads each request whole before a thread takes it (slow clients hold
+    no thread: `monitor_agent.http_worker`) and tells live WebSocket handlers to finish when
+    asked to stop."""
 
     def _begin_shutdown(self) -> None:
         web = getattr(self.wsgi, "extensions", {}).get("monitor_agent") if self.wsgi else None

@@ -3,6 +3,7 @@
 - tools: free ports, required external tools (fail in CI, skip elsewhere), Chromium via Playwright
 - seed: real nats-server seeds started through seedctl's own code
 - agent: real monitor agents (in-process or subprocess)
+- processes: `monitor-agent run` and `seedctl console` as real processes (attack tests)
 """
 
-pytest_plugins = ["tests.plugins.tools", "tests.plugins.seed", "tests.plugins.agent"]
+pytest_plugins = ["tests.plugins.tools", "tests.plugins.seed", "tests.plugins.agent", "tests.plugins.processes"]

@@ -1,4 +1,7 @@
-"""Serving the console with gunicorn: one worker process (one sampler), gthread for concurrency."""
+"""Serving the console with gunicorn: one worker process (one sampler), threads for concurrency.
+
+The worker is the agent's `RequestReadingWorker` (gthread that reads every request whole in its
+event loop before a thread serves it), so slow or stalled clients cannot take the threads."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ class ConsoleServer(BaseApplication):
         self.options = {
             "bind": bind,
             "workers": 1,  # the sampler and the login rate limiter live in one process
-            "worker_class": "gthread",
+            "worker_class": "monitor_agent.http_worker.RequestReadingWorker",
             "threads": threads,
             "preload_app": True,
             "timeout": 30,

@@ -1,0 +1,150 @@
+"""Real server processes, started the way an operator starts them (for attack tests).
+
+    agent_process_factory (module) -> make(env: dict | None = None) -> ServerProcess
+        `monitor-agent run` with DATA_DIR in a fresh tmp dir, NODE_LOG_SOURCE=none, a free
+        MONITOR_PORT and a generated MONITOR_API_TOKEN unless `env` says otherwise; returns once
+        /api/health answers.
+    console_process_factory (module) -> make(*args, spec_data: dict | None = None) -> ServerProcess
+        `seedctl console` over a one-seed loopback spec (the seed itself is not started unless the
+        test starts it: the console serves either way) with extra CLI `args`; returns once
+        /healthz answers. `.password` is the operator password, `.spec_path` the spec.
+    ServerProcess: .proc, .port, .base_url, .token / .password, .output() (log so far), .stop()
+
+Everything started is stopped at module teardown (SIGTERM to the process group, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.plugins.seed import build_spec_data
+from tests.plugins.tools import unique_ports
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen
+    port: int
+    log_path: Path
+    token: str = ""
+    password: str = ""
+    spec_path: Path | None = None
+    secrets_dir: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        return self.proc.returncode
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FEDERATION_", "MONITOR_", "ENABLE_", "SEEDCTL_"))
+    }
+    env.update(extra)
+    return env
+
+
+def _start(cmd: list[str], env: dict[str, str], log_path: Path, port: int, ready_path: str) -> subprocess.Popen:
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    with httpx.Client(timeout=2, trust_env=False) as client:
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"{cmd[0]} exited with {proc.returncode}:\n{log_path.read_text()}")
+            with contextlib.suppress(httpx.TransportError):
+                if client.get(f"http://127.0.0.1:{port}{ready_path}").status_code == 200:
+                    return proc
+            if time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                raise AssertionError(f"{cmd[0]} never answered {ready_path}:\n{log_path.read_text()}")
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def agent_process_factory(tmp_path_factory):
+    """Start real `monitor-agent run` processes; all are stopped at module teardown."""
+    ports = unique_ports()
+    started: list[ServerProcess] = []
+
+    def make(env: dict | None = None) -> ServerProcess:
+        root = tmp_path_factory.mktemp("agent-proc")
+        env = dict(env or {})
+        env.setdefault("DATA_DIR", str(root / "data"))
+        env.setdefault("NODE_LOG_SOURCE", "none")
+        env.setdefault("MONITOR_PORT", str(ports()))
+        env.setdefault("MONITOR_API_TOKEN", secrets.token_urlsafe(24))
+        port = int(env["MONITOR_PORT"])
+        proc = _start([str(BIN / "monitor-agent"), "run"], _clean_env(**env), root / "agent.log", port,
+                      "/api/health")  # fmt: skip
+        running = ServerProcess(proc, port, root / "agent.log", token=env["MONITOR_API_TOKEN"])
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def console_process_factory(tmp_path_factory):
+    """Start real `seedctl console` processes; all are stopped at module teardown."""
+    ports = unique_ports()
+    started: list[ServerProcess] = []
+
+    def make(*args: str, spec_data: dict | None = None) -> ServerProcess:
+        root = tmp_path_factory.mktemp("console-proc")
+        data = spec_data or build_spec_data(ports)
+        spec_path = root / "seed.yaml"
+        spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
+        port = ports()
+        cmd = [str(BIN / "seedctl"), "console", "--spec", str(spec_path), "--port", str(port),
+               "--interval", "1", "--db", str(root / "console.db"), *args]  # fmt: skip
+        proc = _start(cmd, _clean_env(), root / "console.log", port, "/healthz")
+        secrets_dir = root / data.get("secrets_dir", "secrets")
+        running = ServerProcess(
+            proc,
+            port,
+            root / "console.log",
+            password=(secrets_dir / "console.password").read_text().strip(),
+            spec_path=spec_path,
+            secrets_dir=secrets_dir,
+        )
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()
