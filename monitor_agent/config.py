@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .protocol import NODE_ID_RE, REGIONS
+from .web.hosts import normalize_host
 
 SETTINGS_FILE = "settings.json"
 DB_FILE = "truebit-monitor.db"
@@ -66,6 +67,7 @@ class Config:
     monitor_port: int = 8090
     api_token: str | None = None
     ws_allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered besides loopback and MONITOR_HOST
     data_dir: Path = field(default_factory=lambda: Path("data"))
     node_log_source: str = "docker"  # docker | files | none
     node_container: str = "runner-node"
@@ -227,6 +229,23 @@ def _origins(name: str, raw: str) -> tuple[str, ...]:
     return items
 
 
+def _hosts(name: str, raw: str) -> tuple[str, ...]:
+    items = []
+    for item in (i.strip() for i in raw.split(",")):
+        if not item:
+            continue
+        host = normalize_host(item)
+        if host is None:
+            raise ConfigError(
+                name,
+                raw,
+                "comma-separated host names or IP addresses, without port or scheme, "
+                "like monitor.lan,192.168.1.20",
+            )
+        items.append(host)
+    return tuple(items)
+
+
 def _docker_host(name: str, raw: str) -> str:
     value = raw.strip()
     if not (value.startswith("unix://") and len(value) > len("unix://")):
@@ -283,6 +302,7 @@ _ENV = {
     "MONITOR_PORT": ("monitor_port", lambda n, r: _int(n, r, 1, 65535)),
     "MONITOR_API_TOKEN": ("api_token", _token),
     "MONITOR_WS_ORIGINS": ("ws_allowed_origins", _origins),
+    "MONITOR_ALLOWED_HOSTS": ("allowed_hosts", _hosts),
     "DATA_DIR": ("data_dir", lambda n, r: Path(r.strip()).expanduser()),
     "NODE_LOG_SOURCE": ("node_log_source", lambda n, r: _choice(n, r, ("docker", "files", "none"))),
     "NODE_CONTAINER": ("node_container", _container),

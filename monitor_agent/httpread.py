@@ -130,7 +130,12 @@ def without_expect(head_and_rest: bytes, body_start: int) -> bytes:
     return _CRLF.join(lines) + head_and_rest[body_start:]
 
 
-REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large"}
+REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+}
 MESSAGES = {
     400: "malformed chunked body: a chunk-size line longer than 1024 bytes",
     408: "the request did not arrive in time: send it whole, without pauses",
@@ -145,5 +150,6 @@ def refusal(status: int) -> bytes:
     body = b'{"error":{"code":"%s","message":"%s"}}' % (CODES[status].encode(), MESSAGES[status].encode())
     return (
         b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-        b"Cache-Control: no-store\r\nConnection: close\r\n\r\n" % (status, REASONS[status].encode(), len(body))
+        b"Cache-Control: no-store\r\nConnection: close\r\n\r\n"
+        % (status, REASONS[status].encode(), len(body))
     ) + body

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from monitor_agent.protocol import DEFAULT_SUBJECT_PREFIX, NODE_ID_RE
+from monitor_agent.web.hosts import normalize_host
 
 ROLES = ("admin", "monitor", "observer", "enrolled", "custom")
 # password: bcrypt-hashed (cost 11: ~0.2 s of seed CPU per connection); nkey: Ed25519 challenge-response
@@ -131,6 +132,7 @@ class ConsoleSpec:
     port: int = 8300
     sample_interval_s: int = 10
     history_days: int = 7
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered besides loopback and `host`
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +349,24 @@ class _Reader:
             out.append(item.value)
         return tuple(out)
 
+    def host_list(self, m: dict, key: str, name: str) -> tuple[str, ...]:
+        node = m.get(key)
+        if node is None or node.value is None:
+            return ()
+        if not isinstance(node.value, list):
+            raise self.fail(node, _join(name, key), f"expected a list of host names, got {_kind(node.value)}")
+        out = []
+        for i, item in enumerate(node.value):
+            host = normalize_host(item.value) if isinstance(item.value, str) else None
+            if host is None:
+                raise self.fail(
+                    item,
+                    f"{_join(name, key)}[{i}]",
+                    "expected a host name or IP address (no port, no scheme)",
+                )
+            out.append(host)
+        return tuple(out)
+
 
 _REQUIRED = object()
 
@@ -459,6 +479,7 @@ def parse_spec(root: _Node, path: Path) -> Spec:
             port=r.integer(cm, "port", "console", 8300, 1, 65535),
             sample_interval_s=r.integer(cm, "sample_interval_s", "console", 10, 1, 3600),
             history_days=r.integer(cm, "history_days", "console", 7, 1, 3650),
+            allowed_hosts=r.host_list(cm, "allowed_hosts", "console"),
         )
 
     auth = AuthSpec()

@@ -6,4 +6,9 @@
 - processes: `monitor-agent run` and `seedctl console` as real processes (attack tests)
 """
 
-pytest_plugins = ["tests.plugins.tools", "tests.plugins.seed", "tests.plugins.agent", "tests.plugins.processes"]
+pytest_plugins = [
+    "tests.plugins.tools",
+    "tests.plugins.seed",
+    "tests.plugins.agent",
+    "tests.plugins.processes",
+]

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from ..errors import FederationError
 from . import api, dashboard, prometheus, ws
 from .auth import ensure_api_token
+from .hosts import HostAllowList, HostGuard
 from .responses import error_response
 from .state import EXTENSION, WebOptions, WebState
 from .validation import MAX_BODY_BYTES, MAX_QUERY_BYTES, BadRequest
@@ -38,8 +39,17 @@ def create_app(agent: Any, *, token: str | None = None, options: WebOptions | No
         token, token_path = api_token.value, api_token.path
     else:
         token_path = None
-    web = WebState(agent=agent, token=token, token_path=token_path, options=options or WebOptions())
+    allowed_hosts = HostAllowList(agent.config.monitor_host, agent.config.allowed_hosts)
+    web = WebState(
+        agent=agent,
+        token=token,
+        token_path=token_path,
+        options=options or WebOptions(),
+        allowed_hosts=allowed_hosts,
+    )
     app.extensions[EXTENSION] = web
+    # Every route and the /ws handshake: a Host not on the list (DNS rebinding) gets 421.
+    app.wsgi_app = HostGuard(app.wsgi_app, allowed_hosts, "MONITOR_ALLOWED_HOSTS")
 
     app.register_blueprint(api.bp)
     app.register_blueprint(prometheus.bp)

@@ -28,6 +28,7 @@ class WebState:
     token: str
     token_path: Any
     options: WebOptions
+    allowed_hosts: Any = None  # hosts.HostAllowList: Host names (and WebSocket Origins) answered
     shutting_down: threading.Event = field(default_factory=threading.Event)
     ws_lock: threading.Lock = field(default_factory=threading.Lock)
     ws_clients: int = 0

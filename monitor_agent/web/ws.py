@@ -23,6 +23,7 @@ from wsproto.events import TextMessage
 
 from .. import __version__
 from . import serializers as ser
+from .hosts import normalize_host
 from .responses import error_response
 from .state import state
 
@@ -37,17 +38,28 @@ MAX_INCOMING = 4096  # clients have nothing to say; anything bigger closes the c
 _encode = msgspec.json.Encoder().encode
 
 
-def origin_allowed(origin: str | None, host: str | None, scheme: str, allowed: tuple[str, ...]) -> bool:
-    """Same origin as the page (scheme://Host), or listed in MONITOR_WS_ORIGINS. No Origin: not a browser."""
+def origin_allowed(origin: str | None, host: str | None, allowed_hosts, allowed: tuple[str, ...]) -> bool:
+    """A browser's WebSocket is this dashboard's own page: its Origin names a host on the Host
+    allow-list (not merely the Host the request carries: under DNS rebinding both are the
+    attacker's name) at the address the request came to; or the Origin is listed in
+    MONITOR_WS_ORIGINS. No Origin: not a browser."""
     if origin is None:
         return True
     origin = origin.rstrip("/")
     if origin in allowed:
         return True
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not host:
+    try:
+        parts = urlsplit(origin)
+        name = parts.hostname
+    except ValueError:
         return False
-    return parts.netloc.lower() == host.lower() and parts.scheme == scheme
+    if (
+        parts.scheme not in ("http", "https")
+        or not host
+        or not allowed_hosts.allows_name(normalize_host(name or ""))
+    ):
+        return False
+    return parts.netloc.lower() == host.lower()
 
 
 def handshake_problem(headers) -> tuple[int, str, dict[str, str] | None] | None:
@@ -95,7 +107,7 @@ def init_ws(app: Flask) -> None:
         if problem is not None:
             return error_response(*problem)
         if not origin_allowed(
-            request.headers.get("Origin"), request.host, request.scheme, st.agent.config.ws_allowed_origins
+            request.headers.get("Origin"), request.host, st.allowed_hosts, st.agent.config.ws_allowed_origins
         ):
             log.warning("WebSocket refused: Origin %r is not this dashboard", request.headers.get("Origin"))
             return error_response(403, "Origin not allowed: add it to MONITOR_WS_ORIGINS to allow it")

@@ -28,8 +28,16 @@ from ._options import EXIT_SPEC, fail, spec_option
 @click.option(
     "--secure-cookies", is_flag=True, help="Mark the session cookie Secure (behind an HTTPS proxy)."
 )
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests for this host name (repeatable; e.g. the name of your HTTPS proxy). "
+    "Loopback names, the bind address and console.allowed_hosts of the spec always work.",
+)
 @click.option("--access-log", is_flag=True, help="Log every request to stderr.")
-def command(spec_path, host, port, db, interval, secure_cookies, access_log):
+def command(spec_path, host, port, db, interval, secure_cookies, allowed_hosts, access_log):
     """Run the health console: seed cards, checks, history charts, route mesh, alerts,
     a JSON API and Prometheus /metrics, behind an operator login.
 
@@ -43,22 +51,34 @@ def command(spec_path, host, port, db, interval, secure_cookies, access_log):
     Examples:
       seedctl console --spec configs/seed.example.yaml
       seedctl console --spec prod.yaml --port 8400 --interval 30
-      seedctl console --spec prod.yaml --secure-cookies     # behind an HTTPS reverse proxy
+      seedctl console --spec prod.yaml --secure-cookies --allowed-host console.example.org
+                                                            # behind an HTTPS reverse proxy
       curl -H "Authorization: Bearer $(cat secrets/console-metrics.password)" http://127.0.0.1:8300/metrics
     """
+    from monitor_agent.web.hosts import normalize_host
     from seed.console import create_app
     from seed.console.serve import ConsoleServer
     from seed.secrets import SecretError
     from seed.spec import SpecError, is_loopback, load_spec
 
+    for name in allowed_hosts:
+        if normalize_host(name) is None:
+            fail(f"console: --allowed-host {name!r}: expected a host name or IP address (no port, no scheme)",
+                 EXIT_SPEC)  # fmt: skip
     try:
         spec = load_spec(spec_path)
+        host = host or spec.console.host
         app = create_app(
-            spec_path, db_path=db, interval=interval, start_sampler=False, secure_cookies=secure_cookies
+            spec_path,
+            db_path=db,
+            interval=interval,
+            start_sampler=False,
+            secure_cookies=secure_cookies,
+            bind_host=host,
+            allowed_hosts=allowed_hosts,
         )
     except (SpecError, SecretError, OSError) as exc:
         fail(f"console: {exc}", EXIT_SPEC)
-    host = host or spec.console.host
     port = port or spec.console.port
     if not is_loopback(host):
         click.echo(

@@ -31,8 +31,14 @@ def create_app(
     timeout: float = 2.0,
     start_sampler: bool = True,
     secure_cookies: bool = False,
+    bind_host: str | None = None,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> Flask:
-    """The console for one spec. Raises SpecError (bad spec) or SecretError (unusable secrets dir)."""
+    """The console for one spec. Raises SpecError (bad spec) or SecretError (unusable secrets dir).
+
+    Host names answered: loopback, `bind_host` (default console.host of the spec) when it is a
+    specific address, console.allowed_hosts of the spec and `allowed_hosts`; others get 421."""
+    from monitor_agent.web.hosts import HostAllowList, HostGuard
     from seed import secrets
 
     sampler_box: dict = {}
@@ -98,6 +104,12 @@ def create_app(
         if request.path.startswith("/api/"):
             return api.error(500, "internal", "internal error (logged on the console host)")
         return render_template("error.html", code=500, title="Internal error", message="It is logged."), 500
+
+    # Every route: a Host not on the list (DNS rebinding) gets 421 before the app sees it.
+    hosts = HostAllowList(bind_host or spec.console.host, (*spec.console.allowed_hosts, *allowed_hosts))
+    app.wsgi_app = HostGuard(
+        app.wsgi_app, hosts, "console.allowed_hosts in the spec (or seedctl console --allowed-host)"
+    )
 
     if start_sampler:
         sampler.start()

@@ -76,7 +76,9 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _start(cmd: list[str], env: dict[str, str], log_path: Path, port: int, ready_path: str) -> subprocess.Popen:
+def _start(
+    cmd: list[str], env: dict[str, str], log_path: Path, port: int, ready_path: str
+) -> subprocess.Popen:
     with log_path.open("w") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60

@@ -45,11 +45,15 @@ def chunked(payload: bytes, size: int = 4096) -> bytes:
 def test_chunked_body_over_the_limit_is_refused_with_413(agent):
     # A JSON object whose first 16 KiB would parse as valid settings if the body were cut.
     body = b'{"broadcastTasks": false}' + b" " * (MAX_BODY_BYTES + 100)
-    answer = exchange(agent.port, settings_post(agent.token, b"Transfer-Encoding: chunked\r\n", chunked(body)))
+    answer = exchange(
+        agent.port, settings_post(agent.token, b"Transfer-Encoding: chunked\r\n", chunked(body))
+    )
     assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
     assert b'"payload_too_large"' in answer
     # Nothing was applied.
-    ok = exchange(agent.port, b"GET /api/federation/settings HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    ok = exchange(
+        agent.port, b"GET /api/federation/settings HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
     assert b'"broadcastTasks":true' in ok, ok
 
 

@@ -22,11 +22,11 @@ PARTIAL_REQUESTS = {
     "headers-never-end": b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1\r\n",
     "body-never-completes": (
         b"POST /api/federation/settings HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"enabled\":"
+        b'Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{"enabled":'
     ),
     "chunked-body-never-ends": (
         b"POST /api/federation/settings HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"ena\r\n"
+        b'Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"ena\r\n'
     ),
     "second-request-on-keep-alive": (
         b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /api/health HTTP/1.1\r\nHost: 1"
