@@ -70,6 +70,8 @@ def create_app(
     app.extensions["history"] = History(history_path, spec.console.history_days)  # request threads' own
     app.extensions["metrics_registry"] = registry
     app.extensions["login_limiter"] = auth.LoginLimiter()
+    app.extensions["console_sessions"] = auth.SessionStore(app.permanent_session_lifetime.total_seconds())
+    app.extensions["password_watch"] = auth.PasswordWatch(spec.secrets_dir)
     app.jinja_env.globals["csrf_token"] = auth.csrf_token
 
     app.before_request(auth.gate)

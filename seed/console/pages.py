@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, render_template
 
 from seed.health.units import human_bytes
 
-from . import live, views
+from . import live, params, views
 from .sparkline import sparkline
 
 bp = Blueprint("pages", __name__)
@@ -19,8 +19,8 @@ def _sampler():
     return current_app.extensions["sampler"]
 
 
-def _page(template: str, **ctx):
-    """The whole page, or only its live fragment when console.js asks for it."""
+def _page(template: str, partial: bool = False, **ctx):
+    """The whole page, or only its live fragment when console.js asks for it (`?partial=1`)."""
     sampler = _sampler()
     sampled_at, reports = sampler.latest()
     ctx.update(
@@ -30,30 +30,34 @@ def _page(template: str, **ctx):
         refresh_s=current_app.config["REFRESH_S"],
         federation=sampler.spec.name,
     )
-    if request.args.get("partial") == "1":
-        return render_template(template, partial=True, **ctx)
-    return render_template(template, partial=False, **ctx)
+    return render_template(template, partial=partial, **ctx)
 
 
 @bp.route("/")
 def overview():
+    args = params.query(partial=params.flag)
     sampled_at, reports = _sampler().latest()
     first_seen = current_app.extensions["history"].first_seen()
     cards = [views.card(r, first_seen) for r in reports]
     counts = {s: sum(1 for c in cards if c["status"] == s) for s in ("OK", "WARNING", "CRITICAL", "UNKNOWN")}
-    return _page("overview.html", cards=cards, counts=counts, now=time.time(), ago=views.ago)
+    return _page(
+        "overview.html",
+        args.get("partial", False),
+        cards=cards,
+        counts=counts,
+        now=time.time(),
+        ago=views.ago,
+    )
 
 
 @bp.route("/server/<name>")
 def server(name: str):
+    args = params.query(partial=params.flag, window=params.choice(*views.WINDOWS), page=params.count(10_000))
     sampler = _sampler()
     if name not in sampler.spec.names:
         abort(404, description=f"no seed named {name!r} in the spec (seeds: {', '.join(sampler.spec.names)})")
-    window = request.args.get("window", "1h")
-    if window not in views.WINDOWS:
-        window = "1h"
-    page = request.args.get("page", "0")
-    page = int(page) if page.isdigit() and int(page) < 10_000 else 0
+    window = args.get("window", "1h")
+    page = args.get("page", 0)
     rep = sampler.report(name)
     history = current_app.extensions["history"]
     since = time.time() - views.WINDOWS[window]
@@ -83,6 +87,7 @@ def server(name: str):
     )
     return _page(
         "server.html",
+        args.get("partial", False),
         name=name,
         card=views.card(rep, first_seen) if rep else None,
         checks=checks,
@@ -99,16 +104,21 @@ def server(name: str):
 
 @bp.route("/cluster")
 def cluster():
+    args = params.query(partial=params.flag)
     sampler = _sampler()
-    return _page("cluster.html", mesh=views.mesh(sampler.spec, sampler.latest()[1]))
+    return _page(
+        "cluster.html", args.get("partial", False), mesh=views.mesh(sampler.spec, sampler.latest()[1])
+    )
 
 
 @bp.route("/alerts")
 def alerts():
+    args = params.query(partial=params.flag)
     history = current_app.extensions["history"]
     now = time.time()
     return _page(
         "alerts.html",
+        args.get("partial", False),
         current=history.open_alerts(),
         recent=history.recent_alerts(now - 7 * 86400),
         ago=views.ago,

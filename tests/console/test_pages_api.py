@@ -39,7 +39,10 @@ def test_overview_and_server_pages_show_the_real_seed(seed, console):
     assert "127.0.0.1" not in page.split("Top connections")[1]  # no client addresses shown
     assert "Subscriptions" in page
     assert c.get("/server/seed-1?window=24h&page=0").status_code == 200
-    assert c.get("/server/seed-1?window=bogus&page=-3").status_code == 200  # falls back, no 500
+    r = c.get("/server/seed-1?window=bogus")
+    assert r.status_code == 400 and "window=&#39;bogus&#39; is not one of 1h" in r.text  # named, no 500
+    r = c.get("/server/seed-1?page=-3")
+    assert r.status_code == 400 and "page=&#39;-3&#39; must be a whole number from 0 to 9999" in r.text
 
 
 def test_unknown_seed_and_bad_parameters_are_4xx_with_reasons(console):

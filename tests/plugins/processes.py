@@ -4,10 +4,10 @@
         `monitor-agent run` with DATA_DIR in a fresh tmp dir, NODE_LOG_SOURCE=none, a free
         MONITOR_PORT and a generated MONITOR_API_TOKEN unless `env` says otherwise; returns once
         /api/health answers.
-    console_process_factory (module) -> make(*args, spec_data: dict | None = None) -> ServerProcess
-        `seedctl console` over a one-seed loopback spec (the seed itself is not started unless the
-        test starts it: the console serves either way) with extra CLI `args`; returns once
-        /healthz answers. `.password` is the operator password, `.spec_path` the spec.
+    console_process_factory (module) -> make(*args, start_seed=False) -> ServerProcess
+        `seedctl console` over a one-seed loopback spec with extra CLI `args` (the real seed is
+        started first with `start_seed`; the console serves either way); returns once /healthz
+        answers. `.password` is the operator password, `.spec_path` the spec.
     ServerProcess: .proc, .port, .base_url, .token / .password, .output() (log so far), .stop()
 
 Everything started is stopped at module teardown (SIGTERM to the process group, then SIGKILL).
@@ -29,6 +29,8 @@ import httpx
 import pytest
 import yaml
 
+from seed import lifecycle
+from seed.spec import load_spec
 from tests.plugins.seed import build_spec_data
 from tests.plugins.tools import unique_ports
 
@@ -121,16 +123,21 @@ def agent_process_factory(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def console_process_factory(tmp_path_factory):
+def console_process_factory(tmp_path_factory, nats_server_bin):
     """Start real `seedctl console` processes; all are stopped at module teardown."""
     ports = unique_ports()
     started: list[ServerProcess] = []
+    seeds: list = []
 
-    def make(*args: str, spec_data: dict | None = None) -> ServerProcess:
+    def make(*args: str, start_seed: bool = False) -> ServerProcess:
         root = tmp_path_factory.mktemp("console-proc")
-        data = spec_data or build_spec_data(ports)
+        data = build_spec_data(ports)
         spec_path = root / "seed.yaml"
         spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
+        if start_seed:
+            spec = load_spec(spec_path)
+            seeds.append(spec)
+            lifecycle.up(spec, None, spec.state_dir, nats_server_bin)
         port = ports()
         cmd = [str(BIN / "seedctl"), "console", "--spec", str(spec_path), "--port", str(port),
                "--interval", "1", "--db", str(root / "console.db"), *args]  # fmt: skip
@@ -150,3 +157,6 @@ def console_process_factory(tmp_path_factory):
     yield make
     for running in started:
         running.stop()
+    for spec in seeds:
+        with contextlib.suppress(Exception):
+            lifecycle.down(spec, None, spec.state_dir, timeout=5.0, lame_duck=False)
