@@ -33,7 +33,7 @@ RUN pip install \
     "cryptography>=42" \
     "flask>=3.0" \
     "flask-sock>=0.7" \
-    "gunicorn>=22" \
+    "gunicorn>=22,<28" \
     "prometheus-client>=0.20" \
     "click>=8.1" \
     "httpx>=0.27" \
