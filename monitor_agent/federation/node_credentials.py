@@ -80,6 +80,13 @@ class NodeCredentials:
         if found.kind != "user":
             raise FederationError(FedCode.AUTH_FAILED, f"{self.path} holds a {found.kind or 'non-user'} JWT")
         self._check_key(found.subject)
+        issued_for = found.claims.get("name")
+        if issued_for and issued_for != self.identity.node_id:
+            raise FederationError(
+                FedCode.AUTH_FAILED,
+                f"the user JWT in {self.path} lets this key publish only as {issued_for}, but the agent "
+                f"runs as {self.identity.node_id} (FEDERATION_NODE_ID): unset FEDERATION_NODE_ID",
+            )
         if found.expired():
             raise FederationError(FedCode.AUTH_FAILED, self._expired_text(found))
         if self.revoked is not None and found.claims.get("jti") == self.revoked:

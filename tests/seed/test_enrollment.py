@@ -253,3 +253,20 @@ def test_agent_reminds_to_renew_a_jwt_near_expiry(op_seed, agents, tmp_path, cap
 def test_static_user_commands_refuse_an_operator_mode_spec(op_seed):
     res = seedctl("users", "add", "grafana", "--role", "observer", "--spec", op_seed.spec_path)
     assert res.returncode == 2 and "operator mode" in res.stderr
+
+
+def test_agent_with_a_jwt_and_another_node_id_says_so(op_seed, agents, tmp_path):
+    node = make_node(tmp_path / "n")
+    approval = enroll.approve(op_seed.spec, node.request(), tmp_path / "out")
+    agent = agents(
+        {
+            "DATA_DIR": str(node.data_dir),
+            "FEDERATION_SEED_URL": op_seed.url,
+            "FEDERATION_CREDENTIALS": str(approval.credentials),
+            "FEDERATION_NODE_ID": "acme-node-b",
+        }
+    )
+    wait_for(lambda: agent.federation.last_error, 10, what="an error")
+    assert agent.federation.last_error["code"] == "FED_002"
+    assert f"only as {node.node_id}" in agent.federation.last_error["message"]
+    assert "unset FEDERATION_NODE_ID" in agent.federation.last_error["message"]
