@@ -386,7 +386,7 @@ def approve(spec: Spec, request_path: Path, out: Path, days: int | None = None) 
         known = reg.get(node_id)
         if known is not None and known.get("revokedAt"):
             raise EnrollError(
-                f"{node_id} was revoked at {_when(known['revokedAt'])}: a revoked key stays revoked; "
+                f"{node_id} was revoked at {when(known['revokedAt'])}: a revoked key stays revoked; "
                 "the node makes a new key (new DATA_DIR) and a new request"
             )
         if known is not None and known["key"] != key:
@@ -423,7 +423,7 @@ def renew(spec: Spec, node_id: str, out: Path, days: int | None = None) -> Appro
         reg = load_registry(spec)
         entry = _known(reg, node_id)
         if entry.get("revokedAt"):
-            raise EnrollError(f"{node_id} was revoked at {_when(entry['revokedAt'])}: it cannot be renewed")
+            raise EnrollError(f"{node_id} was revoked at {when(entry['revokedAt'])}: it cannot be renewed")
         days = days or spec.auth.user_jwt_days
         now = int(time.time())
         token = issue_user_jwt(spec, node_id, entry["key"], days, now)
@@ -440,7 +440,7 @@ def _known(reg: dict, node_id: str) -> dict:
     return entry
 
 
-def _when(ts: int | None) -> str:
+def when(ts: int | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else "never"
 
 
@@ -466,8 +466,8 @@ def list_enrolled(spec: Spec) -> list[dict]:
             "key": e["key"],
             "mode": e.get("mode", "static"),
             "region": e.get("region", "UNKNOWN"),
-            "approved": _when(e.get("approvedAt")),
-            "expires": _when(e.get("expires")),
+            "approved": when(e.get("approvedAt")),
+            "expires": when(e.get("expires")),
             "status": status_of(e, now),
         }
         for node, e in sorted(load_registry(spec).items())
@@ -523,7 +523,7 @@ def revoke(spec: Spec, node_id: str, timeout: float = 5.0) -> tuple[dict, dict[s
         reg = load_registry(spec)
         entry = _known(reg, node_id)
         if entry.get("revokedAt"):
-            raise EnrollError(f"{node_id} is already revoked (at {_when(entry['revokedAt'])})")
+            raise EnrollError(f"{node_id} is already revoked (at {when(entry['revokedAt'])})")
         if entry.get("mode") != "operator" or not spec.auth.operator:
             if spec.auth.operator:
                 raise EnrollError(

@@ -84,7 +84,7 @@ def approve_cmd(spec_path: Path, request: Path, out: Path | None, days: int | No
     verb = "renewed" if result.renewed else "approved"
     if result.mode == "operator":
         click.echo(
-            f"{result.node_id}: {verb} (key {result.key}); user JWT valid until {enroll._when(result.expires)}"
+            f"{result.node_id}: {verb} (key {result.key}); user JWT valid until {enroll.when(result.expires)}"
         )
         click.echo(f"send {result.credentials} and {result.env} to the node operator (no secret in them)")
         click.echo("effective now: no seed config change, no reload")
@@ -113,7 +113,7 @@ def renew_cmd(spec_path: Path, node_id: str, out: Path | None, days: int | None)
 
     spec = open_spec(spec_path)
     result = enroll.renew(spec, node_id, out or (spec.path.parent / "enrolled" / node_id), days)
-    click.echo(f"{node_id}: renewed; user JWT valid until {enroll._when(result.expires)}")
+    click.echo(f"{node_id}: renewed; user JWT valid until {enroll.when(result.expires)}")
     click.echo(f"send {result.credentials} to the node operator (it replaces the old file)")
 
 
