@@ -4,6 +4,7 @@
 - seed: real nats-server seeds started through seedctl's own code
 - agent: real monitor agents (in-process or subprocess)
 - processes: `monitor-agent run` and `seedctl console` as real processes (attack tests)
+- containers: podman: the Debian base and agent images, the Docker Engine API, node containers
 """
 
 pytest_plugins = [
@@ -11,4 +12,5 @@ pytest_plugins = [
     "tests.plugins.seed",
     "tests.plugins.agent",
     "tests.plugins.processes",
+    "tests.plugins.containers",
 ]

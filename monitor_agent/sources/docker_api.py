@@ -9,6 +9,7 @@ stopped at once (an HTTP library would hold a blocking read).
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -62,6 +63,9 @@ class DockerClient:
                 k, _, v = line.partition(":")
                 headers[k.strip().lower()] = v.strip()
             return sock, int(parts[1]), headers, rest
+        except PermissionError as exc:
+            sock.close()
+            raise DockerError(permission_hint(self.path)) from exc
         except OSError as exc:
             sock.close()
             raise DockerError(f"cannot reach the Docker daemon at {self.path}: {exc}") from exc
@@ -147,6 +151,20 @@ class DockerClient:
                     raise DockerError(f"log stream of {container_id[:12]} broke: {exc}") from exc
                 if not data:
                     return
+
+
+def permission_hint(path: str) -> str:
+    """One line saying why the socket refused us and what fixes it (the usual DOCKER_GID mistake)."""
+    try:
+        gid: int | str = os.stat(path).st_gid
+    except OSError:
+        gid = "?"
+    groups = ",".join(str(g) for g in sorted({os.getgid(), *os.getgroups()}))
+    return (
+        f"permission denied on the Docker socket {path}: this agent (uid {os.getuid()}, groups {groups}) "
+        f"is not in its group (gid {gid}); set DOCKER_GID={gid} for the compose file, or add the "
+        "agent's user to that group"
+    )
 
 
 def _message(body: bytes) -> str:

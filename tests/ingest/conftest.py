@@ -1,4 +1,4 @@
-"""Fixtures of the ingest tests: the node-log corpus, real agents on tmp SQLite, the Docker stand-in."""
+"""Fixtures of the ingest tests: the node-log corpus, real agents on tmp SQLite."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 
 from monitor_agent.agent import Agent
 from monitor_agent.config import load_config
-from tests.plugins.docker_engine import docker_engine  # noqa: F401  (the fixture)
 from tests.plugins.tools import wait_for as _wait_for
 
 CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "node-logs"
