@@ -27,7 +27,7 @@ from .compose import (
 
 # Variables the compose files read for compose itself (never passed into the container).
 COMPOSE_ONLY_VARIABLES = {
-    MONITOR_COMPOSE.name: {"MONITOR_IMAGE", "MONITOR_HOST_PORT", "DOCKER_GID"},
+    MONITOR_COMPOSE.name: {"MONITOR_IMAGE", "MONITOR_HOST_PORT", "DOCKER_GID", "DOCKER_SOCKET"},
     SEED_COMPOSE.name: {
         "NATS_IMAGE",
         "SEED_NAME",

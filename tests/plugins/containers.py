@@ -214,6 +214,8 @@ class EngineApi:
             [self.podman.binary, "system", "service", "--time=0", self.docker_host],
             env=self.podman.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
+        # .ci/run's trap stops it by this pid if the test run itself is killed.
+        (self.path.parent / "service.pid").write_text(str(self.proc.pid))
         wait_for(self.answers, timeout=20, interval=0.05, what=f"the Engine API on {self.path}")
         return self
 
