@@ -36,7 +36,12 @@ class DockerClient:
         self.timeout = timeout
         self.poll = poll
 
-    def _open(self, target: str, timeout: float) -> tuple[socket.socket, int, dict[str, str], bytes]:
+    def _open(
+        self, target: str, timeout: float, stop: threading.Event | None = None
+    ) -> tuple[socket.socket, int, dict[str, str], bytes]:
+        """Send a GET and read the answer's head. With `stop`, wait for the head as long as it
+        takes (until `stop` is set): podman's Engine API sends the head of a followed log only
+        with the container's first output, so a silent container is not an unreachable daemon."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(timeout)
@@ -45,9 +50,18 @@ class DockerClient:
                 f"GET {target} HTTP/1.1\r\nHost: docker\r\nUser-Agent: monitor-agent\r\n"
                 "Accept: */*\r\n\r\n".encode()
             )
+            if stop is not None:
+                sock.settimeout(self.poll)
             buf = b""
             while b"\r\n\r\n" not in buf:
-                data = sock.recv(65536)
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    if stop is None:
+                        raise
+                    if stop.is_set():
+                        raise DockerError("stopped while waiting for the Docker daemon") from None
+                    continue
                 if not data:
                     raise DockerError("the Docker daemon closed the connection before answering")
                 buf += data
@@ -123,7 +137,7 @@ class DockerClient:
         if since:
             query["since"] = since
         target = f"/containers/{quote(container_id, safe='')}/logs?{urlencode(query)}"
-        sock, status, headers, rest = self._open(target, self.timeout)
+        sock, status, headers, rest = self._open(target, self.timeout, stop)
         with sock:
             if status != 200:
                 body = self._body(sock, headers, rest)

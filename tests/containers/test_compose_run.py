@@ -22,7 +22,7 @@ import yaml
 from monitor_agent.logs import LogParser
 from monitor_agent.model import TaskEvent
 from tests.ingest.nodelog import task_text
-from tests.plugins.containers import TEST_LABEL
+from tests.plugins.containers import NODE_SCRIPT, TEST_LABEL, spool_print
 from tests.plugins.tools import require_tool, wait_for
 
 from .compose import MONITOR_COMPOSE
@@ -36,9 +36,11 @@ DOCKER_GID = 4242  # a group that only the socket and the agent share (as `docke
 class ComposeProject:
     """One `podman-compose -p NAME -f monitor.yml -f override.yml` project, taken down at the end."""
 
-    def __init__(self, podman, base_image, tmp: Path, env: dict[str, str], *, node_log: Path, host_port=None):
+    def __init__(self, podman, base_image, tmp: Path, env: dict[str, str], *, host_port=None):
         self.podman = podman
         self.id = uuid.uuid4().hex[:8]
+        self.spool = tmp / f"spool-{self.id}"
+        self.spool.mkdir()
         self.name = f"tb{self.id}"
         self.node = f"tb-runner-{self.id}"
         self.monitor = f"tb-monitor-{self.id}"
@@ -54,9 +56,9 @@ class ComposeProject:
                     "image": base_image,
                     "container_name": self.node,
                     "labels": labels,
-                    # The runner node prints its log, then keeps running.
-                    "command": ["sh", "-c", "cat /node/node.log; exec sleep infinity"],
-                    "volumes": [f"{node_log.parent}:/node:ro"],
+                    # The runner node prints what the test hands it (tests/plugins/containers.py).
+                    "command": ["sh", "-c", NODE_SCRIPT.replace("$", "$$")],  # compose interpolates $
+                    "volumes": [f"{self.spool}:/spool"],
                     "stop_signal": "SIGKILL",
                 },
             },
@@ -75,9 +77,22 @@ class ComposeProject:
         )
         return proc
 
+    def node_prints(self, text: str) -> None:
+        """The runner-node container prints `text` (now, or as soon as it runs)."""
+        spool_print(self.spool, text)
+
     def up(self) -> ComposeProject:
         self("up", "-d", "--no-build")
         return self
+
+    def wait(self, predicate, **kw):
+        """wait_for, with the agent container's last log lines in the failure message."""
+        try:
+            return wait_for(predicate, **kw)
+        except AssertionError as exc:
+            logs = self.podman.logs(self.monitor)[-3000:]
+            state = self.podman("ps", "-a", "--filter", f"name={self.monitor}", check=False).stdout
+            raise AssertionError(f"{exc}\n{state}\n--- {self.monitor} logs ---\n{logs}") from None
 
     def down(self) -> None:
         subprocess.run(
@@ -90,12 +105,16 @@ class ComposeProject:
 def compose(podman, base_image, agent_image, tmp_path):
     made: list[ComposeProject] = []
 
-    def make(env: dict[str, str], *, node_log: Path, host_port: int | None = None) -> ComposeProject:
+    def make(
+        env: dict[str, str], *, node_log: Path | None = None, host_port: int | None = None
+    ) -> ComposeProject:
         project = ComposeProject(
             podman, base_image, tmp_path, {"MONITOR_IMAGE": agent_image, **env},
-            node_log=node_log, host_port=host_port,
+            host_port=host_port,
         )  # fmt: skip
         made.append(project)
+        if node_log is not None:  # printed as soon as the runner node starts
+            project.node_prints(node_log.read_text())
         return project.up()
 
     yield make
@@ -140,7 +159,7 @@ def test_monitor_compose_reads_the_runner_node_through_the_engine_api(
     env |= {"DOCKER_SOCKET": str(docker_socket), "DOCKER_GID": str(DOCKER_GID)}
     project = compose(env, node_log=node_log)
     base = f"http://127.0.0.1:{port}"
-    wait_for(
+    project.wait(
         lambda: _get(f"{base}/api/health"), timeout=90, interval=0.3, what="/api/health on MONITOR_HOST_PORT"
     )
 
@@ -148,7 +167,7 @@ def test_monitor_compose_reads_the_runner_node_through_the_engine_api(
         got = _get(f"{base}/api/tasks?limit=1000", headers={"Authorization": f"Bearer {token}"})
         return got and {t["executionId"] for t in got["tasks"]}
 
-    wait_for(
+    project.wait(
         lambda: tasks() == expected, timeout=60, interval=0.5, what="the sample log's tasks in /api/tasks"
     )
     logs = project.podman.logs(project.monitor)
@@ -166,16 +185,10 @@ def test_monitor_compose_reads_the_runner_node_through_the_engine_api(
     assert _get(f"{base}/api/federation/status")["enabled"] is False  # federation stays opt-in
 
 
-def test_two_agent_containers_exchange_tasks_through_a_seed(
-    compose, docker_socket, seed, port_factory, tmp_path
-):
+def test_two_agent_containers_exchange_tasks_through_a_seed(compose, docker_socket, seed, port_factory):
     url = seed.url_for("monitor")
     agents = {}
-    for name, region in (("a", "eu-west"), ("b", "us-east")):
-        node_log = tmp_path / name / "node.log"
-        node_log.parent.mkdir()
-        ids = [str(uuid.uuid4()) for _ in range(3)]
-        node_log.write_text("".join(task_text(i) for i in ids))
+    for name, region in (("a", "EU-WEST"), ("b", "NA-EAST")):
         port = port_factory()
         token = uuid.uuid4().hex * 2
         env = {
@@ -184,16 +197,21 @@ def test_two_agent_containers_exchange_tasks_through_a_seed(
             "FEDERATION_NODE_ID": f"node-compose-{name}",
             "FEDERATION_REGION": region,
             "MONITOR_API_TOKEN": token,
-            "LOG_LEVEL": "DEBUG",
+            "LOG_LEVEL": "WARNING",
             "DOCKER_SOCKET": str(docker_socket),
             "DOCKER_GID": str(DOCKER_GID),
         }
-        agents[name] = (compose(env, node_log=node_log, host_port=port), f"http://127.0.0.1:{port}", token)
-
-    for name, (_project, base, _token) in agents.items():
-        status = wait_for(lambda b=base: (s := _get(f"{b}/api/federation/status")) and s["connected"] and s,
+        project, base = compose(env, host_port=port), f"http://127.0.0.1:{port}"
+        agents[name] = (project, base, token)
+        # b starts once a is in (so a hears b's node_online, which carries its region).
+        status = project.wait(lambda b=base: (s := _get(f"{b}/api/federation/status")) and s["connected"] and s,
                           timeout=90, interval=0.3, what=f"agent {name} connected to the seed")  # fmt: skip
         assert status["nodeId"] == f"node-compose-{name}"
+
+    # Both are in the federation: now each runner node runs three tasks (core NATS keeps nothing
+    # for members that are not connected yet).
+    for project, _base, _token in agents.values():
+        project.node_prints("".join(task_text(str(uuid.uuid4())) for _ in range(3)))
 
     for me, other in (("a", "b"), ("b", "a")):
         base = agents[me][1]
@@ -202,16 +220,17 @@ def test_two_agent_containers_exchange_tasks_through_a_seed(
             got = _get(f"{base}/api/federation/tasks/global?limit=100")
             return got and {t["taskId"] for t in got["tasks"] if t["sourceNode"] == f"node-compose-{other}"}
 
-        got = wait_for(lambda f=from_other: f() and len(f()) == 3 and f(), timeout=60, interval=0.5,
+        got = agents[me][0].wait(lambda f=from_other: f() and len(f()) == 3 and f(), timeout=60, interval=0.5,
                        what=f"{me} storing the 3 tasks of {other}")  # fmt: skip
         assert all(t.startswith("global-task-") for t in got)
-        peers = _get(f"{base}/api/federation/peers")["peers"]
-        assert {
-            "nodeId": f"node-compose-{other}",
-            "region": "us-east" if other == "b" else "eu-west",
-        }.items() <= {
-            k: v for p in peers if p["nodeId"] == f"node-compose-{other}" for k, v in p.items()
-        }.items()
+
+    # FEDERATION_REGION travels in presence: a heard b come online (b joined after a).
+    peers = _get(f"{agents['a'][1]}/api/federation/peers")["peers"]
+    assert [p["region"] for p in peers if p["nodeId"] == "node-compose-b"] == ["NA-EAST"]
+
+    # LOG_LEVEL=WARNING: the agent's own INFO lines (e.g. "starting") are not logged.
+    logs = agents["a"][0].podman.logs(agents["a"][0].monitor)
+    assert " INFO monitor_agent" not in logs
 
     # MONITOR_API_TOKEN guards the settings: refused without it, accepted with it.
     base, token = agents["a"][1], agents["a"][2]

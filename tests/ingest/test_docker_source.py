@@ -4,6 +4,7 @@ re-creation under the same name, and the daemon going away and coming back."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -86,6 +87,21 @@ def test_agent_restart_resumes_at_the_cursor_and_waits_for_the_container(
     wait_for(lambda: done(a2, second), what="the task printed while stopped")
     assert s1.sink.counts["task_events"] + s2.sink.counts["task_events"] == 2 * 3
     assert len(all_tasks(a2)) == 2
+
+
+def test_a_silent_container_is_waited_for_without_an_error(engine_api, node_container, make_agent):
+    """podman answers a followed log only with the first output: a node that has printed nothing
+    yet is no unreachable daemon (no error line, no reconnect loop), and its first line is read."""
+    node = node_container()
+    agent = make_agent()
+    src = source(agent, engine_api, node.name)
+    src.client.timeout = 1.0  # the connect/answer timeout, short so the test need not wait long
+    agent.start()
+    time.sleep(3)
+    assert src._last_problem is None and src.errors == 0
+    exec_id = str(uuid.uuid4())
+    node.write(task_text(exec_id))
+    wait_for(lambda: done(agent, exec_id), what="the first output of a silent container")
 
 
 def test_tty_container_raw_stream(engine_api, node_container, make_agent):

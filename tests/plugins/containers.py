@@ -275,6 +275,16 @@ done
 """
 
 
+def spool_print(spool: Path, text: str, *, stream: int = 1) -> Path:
+    """Hand `text` to a node container running NODE_SCRIPT on `spool`; the file it will print."""
+    stamp = f"{time.time_ns():020d}"
+    path = spool / f"{stamp}.{'out' if stream == 1 else 'err'}"
+    tmp = spool / f".{stamp}.tmp"
+    tmp.write_text(text)
+    tmp.rename(path)
+    return path
+
+
 @dataclass
 class NodeContainer:
     podman: Podman
@@ -282,7 +292,6 @@ class NodeContainer:
     name: str
     spool: Path
     tty: bool = False
-    seq: int = 0
     options: list[str] = field(default_factory=list)
 
     def start(self) -> NodeContainer:
@@ -292,11 +301,7 @@ class NodeContainer:
 
     def write(self, text: str, *, stream: int = 1) -> None:
         """The node prints `text` (stream 1 = stdout, 2 = stderr); returns once it has printed it."""
-        self.seq += 1
-        path = self.spool / f"{self.seq:08d}.{'out' if stream == 1 else 'err'}"
-        tmp = self.spool / f".{self.seq:08d}.tmp"
-        tmp.write_text(text)
-        tmp.rename(path)
+        path = spool_print(self.spool, text, stream=stream)
         wait_for(lambda: not path.exists(), timeout=20, interval=0.02, what=f"{self.name} to print")
 
     def restart(self) -> None:
