@@ -15,7 +15,7 @@ from cryptography import x509
 from .render import effective_users, permissions
 from .spec import Spec, is_loopback
 
-SEVERITIES = ("high", "medium", "low")
+SEVERITIES = ("critical", "high", "medium", "low")
 # Federation messages are <= 1 KB (PROTOCOL.md §2); 8 KB leaves room for headers, 64 KB is already lax.
 MAX_PAYLOAD_LIMIT = 64 * 1024
 _PASSWORD_RE = re.compile(r"password\s*[:=]\s*\"?([^\"\s,}]+)")
@@ -60,13 +60,15 @@ def audit(spec: Spec, rendered: dict[str, str] | None = None) -> list[Finding]:
                     "add tls.cert and tls.key to the spec",
                 )
             )
-        if public and s.cluster_port and spec.tls is None:
+        route_public = s.cluster_port is not None and not is_loopback(s.host)
+        if route_public and spec.route_tls is None:
             out.append(
                 Finding(
                     "high",
                     f"servers.{s.name}.cluster_port",
-                    f"cluster routes listen on {s.host}:{s.cluster_port} unencrypted",
-                    "bind routes to a private network or VPN, and enable TLS",
+                    f"cluster routes listen on {s.host}:{s.cluster_port} without TLS: every federation "
+                    "message and the route password cross the network in clear",
+                    "add cluster.tls (cert, key, ca) to the spec, or bind routes to a private network",
                 )
             )
         if not is_loopback(s.monitor_host):
@@ -78,6 +80,16 @@ def audit(spec: Spec, rendered: dict[str, str] | None = None) -> list[Finding]:
                     "set monitor_host: 127.0.0.1 and reach it through the console or an SSH tunnel",
                 )
             )
+    if spec.clustered and spec.route_auth is None:
+        out.append(
+            Finding(
+                "critical",
+                "cluster.auth",
+                "routes accept any server: one that reaches a cluster port joins the mesh, reads every "
+                "federation message, injects messages and lists the seeds' clients through $SYS",
+                "remove `auth: none` from cluster (a generated route password is the default)",
+            )
+        )
     if spec.tls and any(not is_loopback(s.host) for s in spec.servers) and _self_signed(spec.tls.cert):
         out.append(
             Finding(
@@ -177,8 +189,16 @@ def _secret_modes(spec: Spec) -> list[Finding]:
 
 def _rendered_passwords(name: str, text: str) -> list[Finding]:
     out = []
+    in_cluster = False
     for lineno, line in enumerate(text.splitlines(), 1):
         if line.lstrip().startswith("#"):
+            continue
+        # The route password is necessarily in clear (nats-server dials routes with it): not a finding.
+        if line.startswith("cluster {"):
+            in_cluster = True
+        elif in_cluster and line.startswith("}"):
+            in_cluster = False
+        if in_cluster:
             continue
         for m in _PASSWORD_RE.finditer(line):
             value = m.group(1)

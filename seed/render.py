@@ -9,6 +9,7 @@ secrets, same bytes, same config digest.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from functools import lru_cache
 from pathlib import Path
 
@@ -125,6 +126,57 @@ def credentials_text(spec: Spec, user: UserSpec, create: bool = True) -> str:
     return f"{user.name}:{user_password(spec, user, create=create)}"
 
 
+def route_password(spec: Spec, create: bool = True) -> str | None:
+    """The route password every seed of the cluster dials and accepts (None: `cluster.auth: none`)."""
+    auth = spec.route_auth
+    if auth is None:
+        return None
+    if auth.password_file is not None:
+        text = auth.password_file.read_text(encoding="utf-8").strip()
+        if len(text) < secrets.MIN_PASSWORD_LEN:
+            raise SpecError(
+                spec.path, None, "cluster.auth.password_file",
+                f"{auth.password_file} holds fewer than {secrets.MIN_PASSWORD_LEN} characters",
+            )  # fmt: skip
+        return text
+    return secrets.route_password(spec.secrets_dir, create=create)
+
+
+def route_url(spec: Spec, peer: ServerSpec, password: str | None) -> str:
+    """A `routes` entry: nats-server dials a route with the user:password of its URL (route.go
+    sendRouteConnect), so every seed's config carries the plaintext route password."""
+    url = peer.route_url or ""
+    if spec.route_auth is None or password is None:
+        return url
+    user = urllib.parse.quote(spec.route_auth.user, safe="")
+    return url.replace("://", f"://{user}:{urllib.parse.quote(password, safe='')}@", 1)
+
+
+def cluster_context(spec: Spec, server: ServerSpec, password: str | None = None) -> dict | None:
+    """The template's `cluster` block of one server: listen, routes, authorization, TLS."""
+    if server.cluster_port is None:
+        return None
+    if password is None and spec.route_auth is not None:
+        password = route_password(spec)
+    tls = None
+    if spec.route_tls:
+        tls = {
+            "cert": str(spec.route_tls.cert),
+            "key": str(spec.route_tls.key),
+            "ca": str(spec.route_tls.ca),
+            "timeout_s": spec.route_tls.timeout_s,
+        }
+    return {
+        "name": spec.cluster_name,
+        "listen": _host_port(server.host, server.cluster_port),
+        "routes": [
+            route_url(spec, s, password) for s in spec.servers if s.name != server.name and s.cluster_port
+        ],
+        "auth": {"user": spec.route_auth.user, "password": password} if spec.route_auth else None,
+        "tls": tls,
+    }
+
+
 def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -146,13 +198,7 @@ def context(spec: Spec, server: ServerSpec, hashes: dict[str, str] | None = None
         }
         for u in users
     ]
-    cluster = None
-    if server.cluster_port is not None:
-        cluster = {
-            "name": spec.cluster_name,
-            "listen": _host_port(server.host, server.cluster_port),
-            "routes": [s.route_url for s in spec.servers if s.name != server.name and s.cluster_port],
-        }
+    cluster = cluster_context(spec, server)
     tls = None
     if spec.tls:
         tls = {

@@ -6,6 +6,8 @@ Layout of `<secrets_dir>/` (directory 0700, every file 0600):
                     password is unchanged, so renders are fast and the config digest is stable
   <name>.nk         an NKEY user's seed (`SU...`, one line): the secret an nkey user signs with
   <name>.pub        that user's public key (`U...`): what the server config holds
+  route.secret      the cluster's route password (one line): every seed opens and accepts routes
+                    with it; route.secret.next holds its successor while a rotation runs
   users.json        {name: role} of users added with `seedctl users add` (beside the spec's users);
                     an nkey user's entry is {"role": role, "auth": "nkey"}
 """
@@ -111,6 +113,32 @@ def set_password(secrets_dir: Path, name: str, value: str) -> None:
         raise SecretError(f"password for {name!r} must not contain spaces, quotes, '@', ':' or '/'")
     ensure_dir(Path(secrets_dir))
     write_private(password_path(secrets_dir, name), value + "\n")
+
+
+ROUTE_SECRET = "route.secret"
+ROUTE_SECRET_NEXT = "route.secret.next"
+
+
+def route_password(secrets_dir: Path, create: bool = True, file_name: str = ROUTE_SECRET) -> str:
+    """The cluster route password (`route.secret`), generated on first use when `create`."""
+    path = Path(secrets_dir) / file_name
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        if not create:
+            raise SecretError(f"no route password in {path} (run: seedctl render)") from None
+        value = generate_password()
+        ensure_dir(Path(secrets_dir))
+        write_private(path, value + "\n")
+        return value
+    if not value:
+        raise SecretError(f"{path} is empty: delete it to generate a new route password")
+    return value
+
+
+def promote_route_password(secrets_dir: Path) -> None:
+    """End of a route rotation: route.secret.next becomes route.secret."""
+    os.replace(Path(secrets_dir) / ROUTE_SECRET_NEXT, Path(secrets_dir) / ROUTE_SECRET)
 
 
 def _fingerprint(value: str) -> str:

@@ -85,6 +85,26 @@ class TLSSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteAuthSpec:
+    """Who may open a route: one user and password, as nats-server's `cluster.authorization` allows
+    (no nkeys, no user lists there). The password is generated in <secrets_dir>/route.secret."""
+
+    user: str = "route"
+    password_file: Path | None = None  # operator-chosen password instead of the generated one
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTLSSpec:
+    """TLS on the cluster port: both ends present `cert` and must be signed by `ca`."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    verify: bool = True
+    timeout_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     max_connections: int = 10_000
     max_payload: int = DEFAULT_MAX_PAYLOAD
@@ -151,6 +171,8 @@ class Spec:
     rendered_dir: Path = Path("rendered")
     system_account: bool = True
     auth: AuthSpec = field(default_factory=AuthSpec)
+    route_auth: RouteAuthSpec | None = field(default_factory=RouteAuthSpec)  # None: `cluster.auth: none`
+    route_tls: RouteTLSSpec | None = None
 
     @property
     def names(self) -> list[str]:
@@ -400,6 +422,9 @@ _TOP = (
 )
 _SERVER = ("name", "host", "client_port", "cluster_port", "monitor_host", "monitor_port", "public_host")
 _TLS = ("cert", "key", "client_ca", "timeout_s")
+_CLUSTER = ("name", "auth", "tls")
+_ROUTE_AUTH = ("user", "password_file")
+_ROUTE_TLS = ("cert", "key", "ca", "verify", "timeout_s")
 _LIMITS = tuple(Limits.__dataclass_fields__)
 _USER = ("name", "role", "auth", "publish", "subscribe", "password", "password_file")
 _CONSOLE = tuple(ConsoleSpec.__dataclass_fields__)
@@ -424,9 +449,13 @@ def parse_spec(root: _Node, path: Path) -> Spec:
     prefix = r.string(top, "subject_prefix", "", DEFAULT_SUBJECT_PREFIX, pattern=_PREFIX_RE, what="a prefix")
 
     cluster_name = "tbfed-seeds"
+    route_auth: RouteAuthSpec | None = RouteAuthSpec()
+    route_tls = None
     if "cluster" in top:
-        cm = r.mapping(top["cluster"], "cluster", ("name",))
+        cm = r.mapping(top["cluster"], "cluster", _CLUSTER)
         cluster_name = r.string(cm, "name", "cluster", cluster_name, pattern=NAME_RE, what="a cluster name")
+        route_auth = _route_auth(r, cm, base)
+        route_tls = _route_tls(r, cm, base)
 
     servers = _servers(r, top)
     tls = None
@@ -520,6 +549,53 @@ def parse_spec(root: _Node, path: Path) -> Spec:
         rendered_dir=r.directory(top, "rendered_dir", "", base, "rendered"),
         system_account=r.boolean(top, "system_account", "", True),
         auth=auth,
+        route_auth=route_auth,
+        route_tls=route_tls,
+    )
+
+
+def _seconds(r: _Reader, m: dict, name: str, default: float) -> float:
+    node = m.get("timeout_s")
+    if node is None or node.value is None:
+        return default
+    if isinstance(node.value, bool) or not isinstance(node.value, int | float) or node.value <= 0:
+        raise r.fail(node, f"{name}.timeout_s", "expected a positive number of seconds")
+    return float(node.value)
+
+
+def _route_auth(r: _Reader, cm: dict, base: Path) -> RouteAuthSpec | None:
+    node = cm.get("auth")
+    if node is None or node.value is None:
+        return RouteAuthSpec()
+    if node.value == "none":  # explicit opt-out: any server that reaches the cluster port joins
+        return None
+    if not isinstance(node.value, dict):
+        raise r.fail(node, "cluster.auth", "expected a mapping {user, password_file} or the word none")
+    am = r.mapping(node, "cluster.auth", _ROUTE_AUTH)
+    user = r.string(am, "user", "cluster.auth", "route", pattern=NAME_RE, what="a user name")
+    return RouteAuthSpec(
+        user=user, password_file=r.file(am, "password_file", "cluster.auth", base, required=False)
+    )
+
+
+def _route_tls(r: _Reader, cm: dict, base: Path) -> RouteTLSSpec | None:
+    node = cm.get("tls")
+    if node is None or node.value is None:
+        return None
+    tm = r.mapping(node, "cluster.tls", _ROUTE_TLS)
+    verify = r.boolean(tm, "verify", "cluster.tls", True)
+    if not verify:
+        raise r.fail(
+            tm["verify"],
+            "cluster.tls.verify",
+            "must be true: a route must prove it holds a certificate of the CA",
+        )
+    return RouteTLSSpec(
+        cert=r.file(tm, "cert", "cluster.tls", base, required=True),
+        key=r.file(tm, "key", "cluster.tls", base, required=True),
+        ca=r.file(tm, "ca", "cluster.tls", base, required=True),
+        verify=verify,
+        timeout_s=_seconds(r, tm, "cluster.tls", 2.0),
     )
 
 

@@ -34,8 +34,9 @@ def command(
 
     Renders the spec (in a private temporary dir), runs `nats-server -t -c` on each
     config and prints the config digest it reports; then lists findings, each with a
-    severity and a fix: TLS off or self-signed on a public address, monitoring port beyond
-    127.0.0.1, a user without permissions, a plaintext password, an oversized max_payload,
+    severity and a fix: routes open to any server (`cluster.auth: none`: CRITICAL), routes
+    on a non-loopback address without cluster.tls (HIGH), TLS off or self-signed on a public
+    address, monitoring port beyond 127.0.0.1, a user without permissions, a plaintext password, an oversized max_payload,
     no system account, secret files readable by others.
 
     \b

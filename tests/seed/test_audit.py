@@ -64,3 +64,36 @@ def test_ca_issued_certificate_on_public_address_is_clean(tmp_path):
     issued.cert_chain_pems[0].write_to_path(str(cert))
     issued.private_key_pem.write_to_path(str(key))
     assert audit(_spec(tmp_path, cert, key)) == []
+
+
+def _cluster_spec(tmp_path, host: str, **cluster) -> object:
+    servers = [
+        {"name": f"seed-{i}", "host": host.format(i=i), "client_port": 4222 + i, "cluster_port": 6222 + i}
+        | {"monitor_port": 8222 + i}
+        for i in (1, 2)
+    ]
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump({"servers": servers, "cluster": {"name": "c", **cluster}}))
+    return load_spec(path)
+
+
+def test_cluster_without_route_auth_is_critical_and_open_routes_without_tls_high(tmp_path):
+    loopback = audit(_cluster_spec(tmp_path, "127.0.0.1", auth="none"))
+    assert [(f.severity, f.where) for f in loopback] == [("critical", "cluster.auth")]
+    # Routes on another host's address without TLS: every message and the route password in clear.
+    public = audit(_cluster_spec(tmp_path, "10.9.0.{i}"))
+    routes = [(f.severity, f.where) for f in public if f.where.endswith("cluster_port")]
+    assert routes == [("high", "servers.seed-1.cluster_port"), ("high", "servers.seed-2.cluster_port")]
+    assert not any(f.severity == "critical" for f in public)
+
+
+def test_route_tls_and_default_route_auth_leave_no_cluster_finding(tmp_path):
+    ca = trustme.CA()
+    leaf = ca.issue_cert("10.9.0.1")
+    cert, key, ca_file = tmp_path / "r.pem", tmp_path / "r-key.pem", tmp_path / "ca.pem"
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    spec = _cluster_spec(tmp_path, "10.9.0.{i}", tls={"cert": str(cert), "key": str(key), "ca": str(ca_file)})
+    assert spec.route_tls is not None and spec.route_auth is not None
+    assert [f.where for f in audit(spec) if "cluster" in f.where] == []

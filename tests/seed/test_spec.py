@@ -188,6 +188,35 @@ def test_servers_on_one_host_still_clash(tmp_path, over, field):
         load_spec(_write(tmp_path, _three_hosts(**over)))
 
 
+@pytest.mark.parametrize(
+    "cluster, field, problem",
+    [
+        ({"auth": "yes"}, "cluster.auth", "expected a mapping {user, password_file} or the word none"),
+        ({"auth": {"user": "a b"}}, "cluster.auth.user", "is not a user name"),
+        ({"auth": {"nkey": "U..."}}, "cluster.auth.nkey", "unknown key"),
+        ({"tls": {"cert": "c.pem"}}, "cluster.tls.cert", "file not found"),
+        ({"tls": {"verify": False}}, "cluster.tls.verify", "must be true"),
+    ],
+)
+def test_cluster_auth_and_tls_mistakes_are_named(tmp_path, cluster, field, problem):
+    path = _write(tmp_path, BASE + yaml.safe_dump({"cluster": {"name": "c", **cluster}}))
+    with pytest.raises(SpecError) as exc:
+        load_spec(path)
+    assert field in str(exc.value) and problem in str(exc.value), str(exc.value)
+
+
+def test_route_auth_is_on_by_default_and_rendered_into_authorization_and_every_route(tmp_path):
+    spec = load_spec(_copy_example(tmp_path, EXAMPLES[1]))
+    assert spec.route_auth is not None and spec.route_auth.user == "route"
+    text = render.render_server(spec, spec.servers[0])
+    pw = secrets.route_password(spec.secrets_dir, create=False)
+    assert len(pw) >= 32
+    assert f'authorization {{\n    user: "route"\n    password: "{pw}"' in text
+    assert text.count(f"nats-route://route:{pw}@127.0.0.1:") == 2
+    assert stat.S_IMODE((spec.secrets_dir / secrets.ROUTE_SECRET).stat().st_mode) == 0o600
+    assert render.render_server(load_spec(spec.path), spec.servers[0]) == text  # stable
+
+
 def test_spec_defaults_are_the_documented_ones(tmp_path):
     spec = load_spec(_write(tmp_path, BASE))
     assert spec.limits.max_payload == 8192
