@@ -37,7 +37,15 @@ from ._options import EXIT_SPEC, fail, spec_option
     "Loopback names, the bind address and console.allowed_hosts of the spec always work.",
 )
 @click.option("--access-log", is_flag=True, help="Log every request to stderr.")
-def command(spec_path, host, port, db, interval, secure_cookies, allowed_hosts, access_log):
+@click.option(
+    "--via",
+    type=click.Choice(["http", "nats", "auto"]),
+    default="auto",
+    show_default=True,
+    help="How seeds are sampled: http (monitoring ports), nats (system account over a client port: "
+    "the console may run on any host, 8222 stays on 127.0.0.1), auto (http when all are loopback here).",
+)
+def command(spec_path, host, port, db, interval, secure_cookies, allowed_hosts, access_log, via):
     """Run the health console: seed cards, checks, history charts, route mesh, alerts,
     a JSON API and Prometheus /metrics, behind an operator login.
 
@@ -76,6 +84,7 @@ def command(spec_path, host, port, db, interval, secure_cookies, allowed_hosts, 
             secure_cookies=secure_cookies,
             bind_host=host,
             allowed_hosts=allowed_hosts,
+            via=via,
         )
     except (SpecError, SecretError, OSError) as exc:
         fail(f"console: {exc}", EXIT_SPEC)
@@ -89,7 +98,8 @@ def command(spec_path, host, port, db, interval, secure_cookies, allowed_hosts, 
     url_host = f"[{host}]" if ":" in host else host
     click.echo(
         f"seed console for {spec.name} on http://{url_host}:{port}/ "
-        f"(sampling {len(spec.servers)} seed(s) every {app.extensions['sampler'].interval:g} s; "
+        f"(sampling {len(spec.servers)} seed(s) every {app.extensions['sampler'].interval:g} s "
+        f"via {via}; "
         f"password in {spec.secrets_dir / 'console.password'})",
         err=True,
     )

@@ -37,6 +37,15 @@ def _unknown(message: str) -> None:
 @click.option(
     "--timeout", type=click.FloatRange(0.1, 60), default=2.0, show_default=True, help="Per request, s."
 )
+@click.option(
+    "--via",
+    type=click.Choice(["http", "nats", "auto"]),
+    default="auto",
+    show_default=True,
+    help="http: each seed's monitoring port; nats: the system account ($SYS.REQ.SERVER.PING.*) "
+    "over a client port, as the admin user, so 8222 stays on 127.0.0.1; auto: http when every "
+    "seed's monitoring is loopback on this host, else nats.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Text: list only the checks that are not OK.")
 @click.option("--no-drift", is_flag=True, help="Skip the config drift check (no render, no nats-server -t).")
 @click.option(
@@ -61,10 +70,11 @@ def _unknown(message: str) -> None:
     help="Seconds a restart seen since the last run stays a WARNING (0: never warn).",
 )
 def command(
-    spec_path, servers, fmt, timeout, quiet, no_drift, state_file, stateless, conn_warn, conn_crit,
+    spec_path, servers, fmt, timeout, via, quiet, no_drift, state_file, stateless, conn_warn, conn_crit,
     cert_warn_days, cert_crit_days, restart_window,
 ):  # fmt: skip
-    """Check the health of the spec's seed servers over their monitoring endpoints.
+    """Check the health of the spec's seed servers over their monitoring endpoints
+    (HTTP on 8222, or the same data through the system account over NATS: --via).
 
     \b
     Checks per server: reachable, healthz, connections vs max_connections,
@@ -110,6 +120,7 @@ def command(
         oracle=None if no_drift else DigestOracle(),
         thresholds=thresholds,
         timeout=timeout,
+        via=via,
     )
     health_memory.save(mem_path, remember(memory, reports))
     if fmt == "json":

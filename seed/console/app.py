@@ -33,6 +33,7 @@ def create_app(
     secure_cookies: bool = False,
     bind_host: str | None = None,
     allowed_hosts: tuple[str, ...] = (),
+    via: str = "auto",
 ) -> Flask:
     """The console for one spec. Raises SpecError (bad spec) or SecretError (unusable secrets dir).
 
@@ -49,7 +50,9 @@ def create_app(
     spec = load_spec(spec_path)  # a broken spec fails here, before anything listens
     history_path = Path(db_path) if db_path else default_db_path(spec)
     history = History(history_path, spec.console.history_days)
-    sampler = Sampler(spec_path, history, interval=interval, timeout=timeout, poll_histogram=poll_hist)
+    sampler = Sampler(
+        spec_path, history, interval=interval, timeout=timeout, poll_histogram=poll_hist, via=via
+    )
     sampler_box["s"] = sampler
 
     app = Flask(__name__)

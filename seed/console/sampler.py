@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from seed.health import DigestOracle, check_servers, new_http_client, remember
+from seed.health import DigestOracle, check_servers, new_http_client, remember, sysreq
 from seed.health.checks import Thresholds
 
 from .history import History
@@ -34,6 +34,7 @@ class Sampler:
         timeout: float = 2.0,
         thresholds: Thresholds | None = None,
         poll_histogram=None,
+        via: str = "auto",
     ):
         from seed.spec import load_spec
 
@@ -48,6 +49,8 @@ class Sampler:
         self.oracle = DigestOracle()
         self.memory: dict[str, dict] = {}
         self.poll_histogram = poll_histogram
+        self.via = via  # http | nats | auto (seed.health.sysreq.choose_via)
+        self._sys = None  # the admin's NATS connection, kept between rounds (nats)
         self.rounds = 0
         self.last_round_at: float | None = None
         self.last_round_s: float | None = None
@@ -113,6 +116,8 @@ class Sampler:
         finally:
             if http is not None:
                 loop.run_until_complete(http.aclose())
+            if self._sys is not None:
+                loop.run_until_complete(self._sys.close())
             loop.close()
             self.history.close()
 
@@ -143,9 +148,25 @@ class Sampler:
             self.spec_error = str(exc)
             log.warning("spec %s changed but is invalid, keeping the previous one: %s", self.spec_path, exc)
 
+    async def _sys_conn(self, via: str):
+        """The kept admin connection (nats): reconnected when lost; None lets the round say why."""
+        if via != "nats":
+            return None
+        if self._sys is not None and self._sys.is_connected:
+            return self._sys
+        if self._sys is not None:
+            await self._sys.close()
+            self._sys = None
+        try:
+            self._sys = await sysreq.connect(self.spec, self.timeout)
+        except sysreq.SysError as exc:
+            log.warning("health over NATS: %s", exc)
+        return self._sys
+
     async def _round(self, http) -> list:
         self._refresh_spec()
         started = time.perf_counter()
+        via = sysreq.choose_via(self.spec, None, self.via)
         reports = await check_servers(
             self.spec,
             memory=self.memory,
@@ -153,6 +174,8 @@ class Sampler:
             thresholds=self.thresholds,
             timeout=self.timeout,
             http=http,
+            via=via,
+            sys_conn=await self._sys_conn(via),
         )
         elapsed = time.perf_counter() - started
         now = time.time()

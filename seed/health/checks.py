@@ -73,7 +73,8 @@ def check_reachable(sample: Sample, prev, exp, th) -> CheckResult:
     err = sample.varz_error
     ms = round(sample.elapsed_s * 1000, 1)
     if err is None:
-        return CheckResult("reachable", Status.OK, f"monitoring endpoint answered in {ms:g} ms", ms)
+        how = "$SYS request" if sample.url.startswith("nats") else "monitoring endpoint"
+        return CheckResult("reachable", Status.OK, f"{how} answered in {ms:g} ms", ms)
     if err.transport:
         return CheckResult("reachable", Status.CRITICAL, f"unreachable: {err.message}")
     return CheckResult("reachable", Status.UNKNOWN, f"answers HTTP but not as nats-server: {err.message}")

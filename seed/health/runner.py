@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from .. import lifecycle
+from . import sysreq
 from .checks import Expectations, Thresholds, evaluate, live_route_peers, msg_rates, uptime_seconds
 from .client import MonitorClient, new_http_client
 from .drift import DigestOracle, Expected
@@ -97,23 +98,36 @@ async def check_servers(
     thresholds: Thresholds | None = None,
     timeout: float = 2.0,
     http: httpx.AsyncClient | None = None,
+    via: str = "http",
+    sys_conn=None,
 ) -> list[ServerReport]:
-    """Sample the chosen servers of `spec` concurrently and run every check on each."""
+    """Sample the chosen servers of `spec` concurrently and run every check on each.
+
+    `via`: http (each server's monitoring port), nats (the system account over a client port,
+    `sysreq`), or auto (`sysreq.choose_via`). `sys_conn`: a connection to reuse for nats."""
     servers = [s for s in spec.servers if not names or s.name in names]
     memory = memory or {}
-    own_http = http is None
-    http = http or new_http_client()
+    via = sysreq.choose_via(spec, names, via)
+    digest_task = None
+    if oracle is not None:
+        digest_task = asyncio.create_task(asyncio.to_thread(oracle.expected, spec))
     try:
-        digest_task = None
-        if oracle is not None:
-            digest_task = asyncio.create_task(asyncio.to_thread(oracle.expected, spec))
-        samples = await asyncio.gather(
-            *(collect(MonitorClient(http, s.monitor_url, timeout), s.name) for s in servers)
-        )
+        if via == "nats":
+            samples = await _collect_nats(spec, [s.name for s in servers], timeout, sys_conn)
+        else:
+            own_http = http is None
+            http = http or new_http_client()
+            try:
+                samples = await asyncio.gather(
+                    *(collect(MonitorClient(http, s.monitor_url, timeout), s.name) for s in servers)
+                )
+            finally:
+                if own_http:
+                    await http.aclose()
         digests: dict[str, Expected] = await digest_task if digest_task else {}
     finally:
-        if own_http:
-            await http.aclose()
+        if digest_task is not None and not digest_task.done():
+            digest_task.cancel()
     versions = {smp.name: smp.varz.get("version", "?") for smp in samples if smp.varz}
     reports = []
     for server, sample in zip(servers, samples, strict=True):
@@ -131,6 +145,19 @@ async def check_servers(
         results = evaluate(sample, prev, exp, thresholds)
         reports.append(ServerReport(server.name, sample.url, sample, results, figures(sample, prev, peers)))
     return reports
+
+
+async def _collect_nats(spec, names: list[str], timeout: float, conn) -> list[Sample]:
+    own = conn is None
+    try:
+        conn = conn or await sysreq.connect(spec, timeout)
+    except sysreq.SysError as exc:
+        return sysreq.unreachable_samples(names, str(exc))
+    try:
+        return await sysreq.collect_all(conn, names, timeout)
+    finally:
+        if own:
+            await conn.close()
 
 
 def run_sync(make_coro):
