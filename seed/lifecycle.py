@@ -358,8 +358,15 @@ def reload(
     binary: str | None = None,
     timeout: float = 10.0,
     progress: Progress | None = None,
+    via: str = "signal",
 ) -> list[ReloadResult]:
-    """Render, validate, refuse restart-only changes, SIGHUP, then prove it via /varz config_digest."""
+    """Render, validate, refuse restart-only changes, trigger the reload, then prove it by
+    config_digest. `via`: signal (SIGHUP to the local process, /varz polled) or nats
+    (`$SYS.REQ.SERVER.<id>.RELOAD` as the admin user, VARZ over $SYS polled). With nats a server
+    not run from this state dir is reloaded too: its config must already be in place on its
+    host (e.g. by Ansible); the digest proves it is the one the spec renders."""
+    if via not in ("signal", "nats"):
+        raise LifecycleError(f"reload via {via!r}: use signal or nats")
     say = progress or (lambda _msg: None)
     servers = _selected(spec, names)
     hashes = render.all_hashes(spec)
@@ -367,7 +374,7 @@ def reload(
     # Check every server before touching any, so a refused change leaves all of them untouched.
     for server in servers:
         pid = running_pid(spec, server.name, state_dir)
-        if pid is None:
+        if pid is None and via == "signal":
             raise LifecycleError(
                 f"{server.name}: not running (start it with: seedctl up --server {server.name})"
             )
@@ -377,14 +384,22 @@ def reload(
         secrets.write_private(candidate, new_text)
         try:
             digest = natsbin.validate(candidate, binary)
-            applied = _read_applied(spec, server.name, state_dir)
-            changes = restart_changes(applied.get("facts", {}), restart_facts(spec, server))
-            if changes:
-                raise RestartRequired(server.name, changes)
+            if pid is not None:
+                applied = _read_applied(spec, server.name, state_dir)
+                changes = restart_changes(applied.get("facts", {}), restart_facts(spec, server))
+                if changes:
+                    raise RestartRequired(server.name, changes)
         except BaseException:
             candidate.unlink(missing_ok=True)
             raise
+        if pid is None:  # a remote server (via nats): its config is already in place there
+            candidate.unlink(missing_ok=True)
+            candidate = None
         plans.append((server, pid, candidate, new_text, digest))
+    if via == "nats":
+        from .health.runner import run_sync
+
+        return run_sync(lambda: _reload_nats(spec, plans, state_dir, timeout, say))
 
     results = []
     for server, pid, candidate, new_text, digest in plans:
@@ -410,6 +425,78 @@ def reload(
         say(f"{server.name}: reloaded, config_digest {digest} verified")
         results.append(ReloadResult(server.name, True, digest))
     return results
+
+
+async def _reload_nats(spec: Spec, plans, state_dir: Path | None, timeout: float, say: Progress):
+    from .health import sysreq
+
+    try:
+        nc = await sysreq.connect(spec, min(timeout, 5.0))
+    except sysreq.SysError as exc:
+        for _server, _pid, candidate, _text, _digest in plans:
+            if candidate is not None:
+                candidate.unlink(missing_ok=True)
+        raise LifecycleError(f"reload via nats: {exc}") from None
+    try:
+        names = {p[0].name for p in plans}
+        found = (await sysreq.ping(nc, "VARZ", None, names, min(timeout, 3.0))).by_name
+        missing = sorted(names - found.keys())
+        if missing:
+            for _server, _pid, candidate, _text, _digest in plans:
+                if candidate is not None:
+                    candidate.unlink(missing_ok=True)
+            raise LifecycleError(
+                f"reload via nats: {', '.join(missing)} did not answer $SYS.REQ.SERVER.PING.VARZ "
+                "(down, or not routed to the seed seedctl reached): nothing was reloaded"
+            )
+        results = []
+        for server, pid, candidate, new_text, digest in plans:
+            server_id = found[server.name]["server"]["id"]
+            running = (found[server.name].get("data") or {}).get("config_digest")
+            live = conf_path(spec, server.name, state_dir)
+            old_text = live.read_text(encoding="utf-8") if candidate is not None else None
+            if running == digest and (candidate is None or new_text == old_text):
+                if candidate is not None:
+                    candidate.unlink(missing_ok=True)
+                say(f"{server.name}: unchanged ({digest})")
+                results.append(ReloadResult(server.name, False, digest))
+                continue
+            if candidate is not None:
+                os.replace(candidate, live)
+            try:
+                await sysreq.request_one(nc, server_id, "RELOAD", None, timeout)
+                proven = await _wait_digest_nats(nc, server_id, digest, timeout)
+            except sysreq.SysError as exc:
+                proven, why = False, str(exc)
+            else:
+                why = "its running config is not the one rendered from the spec"
+            if not proven:
+                if old_text is not None:
+                    secrets.write_private(live, old_text)
+                raise LifecycleError(
+                    f"{server.name}: reload via nats not applied, config_digest never became {digest}: {why}"
+                )
+            if pid is not None:
+                _write_applied(spec, server, state_dir, digest)
+            say(f"{server.name}: reloaded via nats, config_digest {digest} verified")
+            results.append(ReloadResult(server.name, True, digest))
+        return results
+    finally:
+        await nc.close()
+
+
+async def _wait_digest_nats(nc, server_id: str, digest: str, timeout: float) -> bool:
+    import asyncio
+
+    from .health import sysreq
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = await sysreq.request_one(nc, server_id, "VARZ", None, max(0.5, deadline - time.monotonic()))
+        if (body.get("data") or {}).get("config_digest") == digest:
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 def _wait_digest(server: ServerSpec, digest: str, timeout: float) -> bool:

@@ -237,7 +237,8 @@ async def request_one(nc, server_id: str, endpoint: str, options: dict | None, t
     body = json.loads(msg.data)
     if body.get("error"):
         err = body["error"]
-        raise SysError(f"{endpoint}: {err.get('description') or err}")
+        text = "".join(c if c.isprintable() else "?" for c in str(err.get("description") or err))
+        raise SysError(f"{endpoint}: {text}")
     return body
 
 

@@ -83,3 +83,56 @@ def test_port_change_is_refused_as_restart_required_and_server_untouched(seed):
     assert seed.pid() == pid and _digest(seed) == digest
     with pytest.raises(lifecycle.RestartRequired):
         seed.reload()
+
+
+def test_reload_via_nats_applies_a_new_user_and_proves_the_digest(seed):
+    runner = CliRunner()
+    assert runner.invoke(cli, ["users", "add", NEW_NODE, "--spec", str(seed.spec_path)]).exit_code == 0
+    pid, before = seed.pid(), _digest(seed)
+    res = runner.invoke(
+        cli, ["reload", "--spec", str(seed.spec_path), "--state-dir", str(seed.state_dir), "--via", "nats"]
+    )
+    assert res.exit_code == 0, res.output
+    after = _digest(seed)
+    assert after != before and f"seed-1: reloaded via nats, config_digest {after} verified" in res.output
+    assert seed.pid() == pid
+    assert asyncio.run(_can_connect(seed.url_for(NEW_NODE)))
+    assert (
+        "unchanged"
+        in runner.invoke(
+            cli,
+            ["reload", "--spec", str(seed.spec_path), "--state-dir", str(seed.state_dir), "--via", "nats"],
+        ).output
+    )
+
+
+def test_reload_via_nats_of_a_seed_whose_config_another_tool_placed(seed, tmp_path):
+    """A seed on another host: seedctl has no pid for it; the config is already in place there."""
+    from seed import render, secrets
+
+    elsewhere = tmp_path / "no-local-state"
+    live = lifecycle.conf_path(seed.spec, "seed-1", seed.state_dir)
+    # The config is not in place yet: the digest cannot be proven, and seedctl says so.
+    assert not lifecycle.running_pid(seed.spec, "seed-1", elsewhere)
+    seed.rewrite(limits={**seed.data["limits"], "max_connections": 4321})
+    with pytest.raises(lifecycle.LifecycleError, match="config_digest never became"):
+        lifecycle.reload(seed.spec, None, elsewhere, seed.binary, timeout=2.0, via="nats")
+    # Ansible (here: us) puts the rendered config in place; the reload over NATS applies it.
+    secrets.write_private(live, render.render_server(seed.spec, seed.spec.servers[0]))
+    [result] = lifecycle.reload(seed.spec, None, elsewhere, seed.binary, timeout=5.0, via="nats")
+    assert result.changed and _digest(seed) == result.digest
+    assert httpx.get(f"{seed.monitor_urls[0]}/varz", timeout=3).json()["max_connections"] == 4321
+
+
+def test_reload_via_nats_names_a_broken_config_on_the_host(seed, tmp_path):
+    from seed import render
+
+    live = lifecycle.conf_path(seed.spec, "seed-1", seed.state_dir)
+    seed.rewrite(limits={**seed.data["limits"], "max_connections": 4321})
+    wanted = render.render_server(seed.spec, seed.spec.servers[0])
+    live.write_text(wanted + "\nmax_payload: [1, 2]\n")  # what a bad hand edit on the host does
+    before = _digest(seed)
+    with pytest.raises(lifecycle.LifecycleError, match="seed-1: reload via nats not applied") as exc:
+        lifecycle.reload(seed.spec, None, tmp_path / "remote", seed.binary, timeout=3.0, via="nats")
+    assert "RELOAD: Parse error on line" in str(exc.value), str(exc.value)  # the server's own words
+    assert _digest(seed) == before and seed.pid() is not None
