@@ -19,6 +19,7 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -84,7 +85,9 @@ class DeployResult:
 # ---- spec -> extra variables (pure but for the cached hashes in the secrets dir) ----
 
 
-def seed_servers_vars(spec: Spec, hashes: dict[str, str] | None = None) -> dict[str, dict]:
+def seed_servers_vars(
+    spec: Spec, hashes: dict[str, str] | None = None, route_pw: str | None = None
+) -> dict[str, dict]:
     """Per spec server: the template context, monitoring URL, cluster peers and restart facts."""
     hashes = render.all_hashes(spec) if hashes is None else hashes
     out = {}
@@ -93,7 +96,7 @@ def seed_servers_vars(spec: Spec, hashes: dict[str, str] | None = None) -> dict[
         if server.cluster_port is not None:
             peers = [s.name for s in spec.servers if s.name != server.name and s.cluster_port is not None]
         out[server.name] = {
-            "context": render.context(spec, server, hashes),
+            "context": render.context(spec, server, hashes, route_pw),
             "monitor_url": server.monitor_url,
             "peers": peers,
             "restart_facts": lifecycle.restart_facts(spec, server),
@@ -160,6 +163,56 @@ def rotation_vars(
         "rotate_grace_period_s": int(grace_period_s),
         **new_vars,
     }
+
+
+def route_rotation_vars(spec: Spec, *, create: bool = True) -> dict:
+    """Variables of rotate-credentials for the cluster's route password.
+
+    nats-server accepts exactly one route user/password (cluster.authorization), so seeds cannot
+    accept the old and the new one at once. Instead each seed, one at a time, starts accepting
+    only the new password while it dials every peer not yet moved with the old one and every
+    moved peer with the new one: each pair of seeds always has a route one side accepts.
+    `nats_seed_route_rotation` gives both route URLs per peer (the play picks one per peer);
+    `nats_seed_servers` is the end state (new password everywhere), converged one seed at a
+    time afterwards. The new password waits in route.secret.next until `finish_route_rotation`.
+    """
+    if not spec.clustered:
+        raise DeployError(f"{spec.path}: no cluster: there is no route password to rotate")
+    if spec.route_auth is None:
+        raise DeployError(
+            f"{spec.path}: cluster.auth is none: set route authentication up with a deploy first"
+        )
+    if spec.route_auth.password_file is not None:
+        raise DeployError(
+            f"{spec.path}: cluster.auth.password_file is set: rotate that file's password yourself "
+            "(the seeds cannot accept two route passwords at once)"
+        )
+    old = render.route_password(spec, create=False)
+    new = (
+        secrets.route_password(spec.secrets_dir, create=True, file_name=secrets.ROUTE_SECRET_NEXT)
+        if create
+        else secrets.generate_password()
+    )
+    if new == old:
+        raise DeployError(f"{spec.secrets_dir / secrets.ROUTE_SECRET_NEXT} holds the current route password")
+    rotation = {
+        server.name: {
+            peer.name: {"old": render.route_url(spec, peer, old), "new": render.route_url(spec, peer, new)}
+            for peer in spec.servers
+            if peer.name != server.name and peer.cluster_port is not None
+        }
+        for server in spec.servers
+        if server.cluster_port is not None
+    }
+    return {"nats_seed_servers": seed_servers_vars(spec, route_pw=new), "nats_seed_route_rotation": rotation}
+
+
+def finish_route_rotation(spec: Spec) -> str:
+    """After a successful route rotation: the new password becomes the cluster's."""
+    secrets.promote_route_password(spec.secrets_dir)
+    return (
+        f"route rotation done: every seed accepts and dials only the new route password ({spec.secrets_dir})"
+    )
 
 
 def finish_rotation(spec: Spec, old_user: str) -> str:
@@ -280,6 +333,7 @@ class Reporter:
                     tofile=f"{host}:{d.get('before_header') or 'after'} (new)",
                 )
             )
+            text = redact(text)
             self.result.diffs.append(text)
             for line in text.rstrip("\n").splitlines():
                 self.out("    " + line)
@@ -287,6 +341,15 @@ class Reporter:
     def status(self, data: dict, runner_config=None) -> None:
         """ansible-runner's status_handler."""
         self.result.status = data.get("status", self.result.status)
+
+
+_ROUTE_USERINFO = re.compile(r"(nats-route://[^:/@\"\s]+:)[^@\"\s]+@")
+_CLEAR_PASSWORD = re.compile(r"(password:\s*\")(?!\$2)[^\"]*(\")")
+
+
+def redact(text: str) -> str:
+    """A config diff fit for a terminal: route passwords (the only ones in clear) become ***."""
+    return _CLEAR_PASSWORD.sub(r"\1***\2", _ROUTE_USERINFO.sub(r"\1***@", text))
 
 
 def _stats(data: dict) -> dict[str, dict[str, int]]:

@@ -152,8 +152,18 @@ def route_url(spec: Spec, peer: ServerSpec, password: str | None) -> str:
     return url.replace("://", f"://{user}:{urllib.parse.quote(password, safe='')}@", 1)
 
 
-def cluster_context(spec: Spec, server: ServerSpec, password: str | None = None) -> dict | None:
-    """The template's `cluster` block of one server: listen, routes, authorization, TLS."""
+def cluster_context(
+    spec: Spec,
+    server: ServerSpec,
+    password: str | None = None,
+    dial: dict[str, list[str]] | None = None,
+) -> dict | None:
+    """The template's `cluster` block of one server: listen, routes, authorization, TLS.
+
+    `password` is the route password this server accepts (default: the cluster's); `dial` maps a
+    peer's name to the passwords this server dials it with, one `routes` entry each (default:
+    `password`). A route rotation uses both to move the cluster to a new password one server
+    at a time (seed.deploy.route_rotation_vars)."""
     if server.cluster_port is None:
         return None
     if password is None and spec.route_auth is not None:
@@ -166,12 +176,16 @@ def cluster_context(spec: Spec, server: ServerSpec, password: str | None = None)
             "ca": str(spec.route_tls.ca),
             "timeout_s": spec.route_tls.timeout_s,
         }
+    routes = []
+    for peer in spec.servers:
+        if peer.name == server.name or peer.cluster_port is None:
+            continue
+        for pw in (dial or {}).get(peer.name) or [password]:
+            routes.append(route_url(spec, peer, pw))
     return {
         "name": spec.cluster_name,
         "listen": _host_port(server.host, server.cluster_port),
-        "routes": [
-            route_url(spec, s, password) for s in spec.servers if s.name != server.name and s.cluster_port
-        ],
+        "routes": routes,
         "auth": {"user": spec.route_auth.user, "password": password} if spec.route_auth else None,
         "tls": tls,
     }
@@ -181,8 +195,10 @@ def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def context(spec: Spec, server: ServerSpec, hashes: dict[str, str] | None = None) -> dict:
-    """Everything the template reads, as plain data."""
+def context(
+    spec: Spec, server: ServerSpec, hashes: dict[str, str] | None = None, route_pw: str | None = None
+) -> dict:
+    """Everything the template reads, as plain data (`route_pw`: another route password)."""
     users = [] if spec.auth.operator else effective_users(spec)
     if hashes is None:
         hashes = {u.name: user_hash(spec, u) for u in users}
@@ -198,7 +214,7 @@ def context(spec: Spec, server: ServerSpec, hashes: dict[str, str] | None = None
         }
         for u in users
     ]
-    cluster = cluster_context(spec, server)
+    cluster = cluster_context(spec, server, route_pw)
     tls = None
     if spec.tls:
         tls = {

@@ -36,6 +36,11 @@ from ._options import fail, handle_errors, open_spec, spec_option
 @click.option("--show-skipped", is_flag=True, help="Also print tasks skipped on a host.")
 @click.option("--new-user", default=None, help="rotate-credentials: name of the new monitor user.")
 @click.option(
+    "--routes",
+    is_flag=True,
+    help="rotate-credentials: a new cluster route password, moved to one seed at a time (mesh kept whole).",
+)
+@click.option(
     "--old-user", default="monitor", show_default=True, help="rotate-credentials: the user it replaces."
 )
 @click.option(
@@ -61,6 +66,7 @@ def command(
     forks: int,
     show_skipped: bool,
     new_user: str | None,
+    routes: bool,
     old_user: str,
     grace_period: int,
     ansible_dir: Path | None,
@@ -84,18 +90,23 @@ def command(
       seedctl deploy --spec seed.yaml -i inv.yml --playbook monitor --limit truebit-node-a
       seedctl deploy --spec seed.yaml -i inv.yml --playbook rolling-restart
       seedctl deploy --spec seed.yaml -i inv.yml --playbook rotate-credentials --new-user monitor-2
+      seedctl deploy --spec seed.yaml -i inv.yml --playbook rotate-credentials --routes
     """
     spec = open_spec(spec_path)
     extra = None
     if playbook == "rotate-credentials":
-        if not new_user:
+        if bool(new_user) == routes:
             fail(
-                "--playbook rotate-credentials needs --new-user NAME (the monitor user replacing --old-user)",
+                "--playbook rotate-credentials needs --new-user NAME (the monitor user replacing --old-user) "
+                "or --routes (a new route password), one rotation at a time",
                 2,
             )
         try:
-            extra = _deploy.rotation_vars(spec, old_user, new_user, grace_period, create=not check)
-        except _deploy.DeployError as exc:
+            if routes:
+                extra = _deploy.route_rotation_vars(spec, create=not check)
+            else:
+                extra = _deploy.rotation_vars(spec, old_user, new_user, grace_period, create=not check)
+        except (_deploy.DeployError, _deploy.secrets.SecretError) as exc:
             fail(str(exc), 2)
     mode = " (check mode: nothing changes)" if check else ""
     click.echo(f"seedctl deploy: playbook {playbook}, inventory {inventory}{mode}")
@@ -116,7 +127,7 @@ def command(
     except _deploy.DeployError as exc:
         fail(str(exc))
     if result.ok and playbook == "rotate-credentials" and not check:
-        click.echo(_deploy.finish_rotation(spec, old_user))
+        click.echo(_deploy.finish_route_rotation(spec) if routes else _deploy.finish_rotation(spec, old_user))
     if result.ok and playbook == "seed" and spec.auth.operator and not check:
         from .. import enroll  # operator mode: the seeds get the current account JWTs (revocations)
 
