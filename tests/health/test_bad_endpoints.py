@@ -66,7 +66,7 @@ def test_refused_timeout_and_dns_are_critical_with_their_cause(tmp_path, port_fa
             },
         ],
     )
-    result = run(spec, "--no-drift", "--timeout", "0.5", "--stateless")
+    result = run(spec, "--no-drift", "--timeout", "0.5", "--stateless", "--via", "http")
     assert result.exit_code == 2, result.output
     first, *rest = result.output.splitlines()
     assert first.startswith("SEEDS CRITICAL - ")
