@@ -124,3 +124,18 @@ def test_console_in_another_process_via_nats_shows_all_three_seeds_green(cluster
             os.killpg(proc.pid, signal.SIGKILL)
             _, err = proc.communicate()
     assert "via nats" in err and "Traceback" not in err
+
+
+def test_health_via_nats_over_the_client_tls_trusting_the_seed_certificate(seed_factory, tmp_path):
+    import trustme
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    chain, key = tmp_path / "seed.pem", tmp_path / "seed-key.pem"
+    leaf.private_key_pem.write_to_path(str(key))
+    for i, blob in enumerate(leaf.cert_chain_pems):
+        blob.write_to_path(str(chain), append=i > 0)
+    handle = seed_factory(tls={"cert": chain, "key": key, "ca": None})
+    [rep] = run_health(handle.spec, via="nats", oracle=DigestOracle())
+    assert rep.status is Status.OK, rep.failing
+    assert rep.check("tls_cert").reason.startswith("certificate expires")
