@@ -35,6 +35,11 @@ def test_card_turns_critical_live_when_the_seed_stops(seed_factory, console_fact
         timeout=15000,
     )
     assert page.evaluate("() => window.__noReload === true")
+    # A round that caught the server mid-shutdown says "Server disconnected"; the next says refused.
+    page.wait_for_function(
+        "() => document.querySelector('article.card[data-seed=\"seed-2\"]').innerText.includes('connection refused')",
+        timeout=15000,
+    )
     text = card.inner_text()
     assert "CRITICAL" in text and "connection refused" in text
     # the survivors' cards say which route is missing
