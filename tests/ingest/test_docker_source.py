@@ -14,7 +14,8 @@ from monitor_agent.sources.docker import DockerSource
 from .conftest import all_tasks, wait_for
 from .nodelog import task_text
 
-pytestmark = [pytest.mark.containers, pytest.mark.timeout(150)]
+# Generous: the first of these in a run may build the Debian base image (debootstrap).
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(600)]
 
 
 def source(agent, api, name) -> DockerSource:
