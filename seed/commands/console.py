@@ -92,7 +92,8 @@ def command(spec_path, host, port, db, interval, secure_cookies, allowed_hosts, 
     if not is_loopback(host):
         click.echo(
             f"seedctl console: warning: listening on {host}, not loopback: put it behind HTTPS "
-            "(and pass --secure-cookies) or use an SSH tunnel",
+            "(and pass --secure-cookies) or use an SSH tunnel; browsers must use a loopback name, "
+            "the bind address or a name given with --allowed-host (else 421)",
             err=True,
         )
     url_host = f"[{host}]" if ":" in host else host
