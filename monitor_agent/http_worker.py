@@ -15,6 +15,9 @@ Bounds, checked in the event loop without a thread (`monitor_agent.httpread`):
 - the request line and headers at most 32 KiB (431), the body at most `max_body` bytes
   (413, for Content-Length and chunked bodies alike), then close;
 - `Expect: 100-continue` is answered from the loop, so such a body is read there too.
+- connections never outnumber the open-file limit (raised to the hard limit at start); past
+  that many unfinished requests the oldest is dropped to make room, and an accept() that fails
+  for lack of file descriptors sheds one instead of killing the worker.
 
 Used by `monitor-agent run` (`monitor_agent.serve.AgentWorker`) and `seedctl console`.
 Plain HTTP only (both servers bind loopback or sit behind a TLS proxy).
@@ -23,7 +26,9 @@ Plain HTTP only (both servers bind loopback or sit behind a TLS proxy).
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
+import resource
 import selectors
 import socket
 import time
@@ -65,7 +70,24 @@ class RequestReadingWorker(ThreadWorker):
         # timeout per dict, so insertion order is deadline order).
         self._reading: OrderedDict[int, _Reading] = OrderedDict()
         self._lingering: OrderedDict[int, _Reading] = OrderedDict()
+        self._shed_logged = 0.0
+        # Connections are file descriptors: never accept more than the process may open (an
+        # accept() failing with EMFILE would kill the worker), and keep room for the app's own.
+        fd_budget = _raise_fd_limit() - 64
+        self.worker_connections = max(self.cfg.threads + 32, min(self.worker_connections, fd_budget))
+        # Past this many unfinished requests, the oldest one is dropped to make room: a flood of
+        # slow clients evicts itself, and new connections (whole requests) are still accepted.
+        self.max_reading = max(16, self.worker_connections - self.cfg.threads - 16)
         super().init_process()
+
+    def accept(self, listener):
+        try:
+            super().accept(listener)
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+            if not self._shed_oldest("out of file descriptors"):
+                time.sleep(0.05)  # nothing of ours to free: let threads finish, do not spin
 
     # -- every path into the thread pool comes through here --------------------------------
 
@@ -78,6 +100,8 @@ class RequestReadingWorker(ThreadWorker):
         buffered = _take_buffered(conn.parser) if conn.parser is not None else b""
         conn.sock.setblocking(False)
         reading = _Reading(conn, buffered, time.monotonic() + self.read_timeout)
+        while len(self._reading) >= self.max_reading and self._shed_oldest("too many unfinished requests"):
+            pass
         self._reading[id(conn)] = reading
         if buffered and self._advance(reading):
             return
@@ -171,6 +195,22 @@ class RequestReadingWorker(ThreadWorker):
         self.nr_conns -= 1
         reading.conn.close()
 
+    def _shed_oldest(self, why: str) -> bool:
+        """Drop the connection whose request has been arriving the longest (408 if it sent
+        anything); False if no request is being read."""
+        pending = self._lingering or self._reading
+        if not pending:
+            return False
+        reading = next(iter(pending.values()))
+        if reading.buf and not reading.lingering:
+            _send(reading.conn.sock, httpread.refusal(408))
+        self._drop(reading)
+        now = time.monotonic()
+        if now - self._shed_logged > 10:
+            self._shed_logged = now
+            self.log.warning("dropping the slowest unfinished requests: %s (slow clients?)", why)
+        return True
+
     def _expire(self, everything: bool = False) -> None:
         now = time.monotonic()
         for pending in (self._reading, self._lingering):
@@ -186,6 +226,19 @@ class RequestReadingWorker(ThreadWorker):
         # gthread's loop calls this about once a second, and while stopping.
         super().murder_keepalived(*args, **kwargs)
         self._expire(everything=not self.alive)
+
+
+def _raise_fd_limit(cap: int = 65536) -> int:
+    """Raise the soft limit on open files to the hard limit (at most `cap`); the soft limit."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        return cap if soft == resource.RLIM_INFINITY else soft
+    except (ValueError, OSError):
+        return 1024
 
 
 def _take_buffered(parser) -> bytes:

@@ -1,9 +1,9 @@
 """Real server processes, started the way an operator starts them (for attack tests).
 
-    agent_process_factory (module) -> make(env: dict | None = None) -> ServerProcess
+    agent_process_factory (module) -> make(env: dict | None = None, *, nofile=None) -> ServerProcess
         `monitor-agent run` with DATA_DIR in a fresh tmp dir, NODE_LOG_SOURCE=none, a free
-        MONITOR_PORT and a generated MONITOR_API_TOKEN unless `env` says otherwise; returns once
-        /api/health answers.
+        MONITOR_PORT and a generated MONITOR_API_TOKEN unless `env` says otherwise (and at most
+        `nofile` open files); returns once /api/health answers.
     console_process_factory (module) -> make(*args, start_seed=False) -> ServerProcess
         `seedctl console` over a one-seed loopback spec with extra CLI `args` (the real seed is
         started first with `start_seed`; the console serves either way); returns once /healthz
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import secrets
 import signal
 import subprocess
@@ -79,10 +80,14 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 def _start(
-    cmd: list[str], env: dict[str, str], log_path: Path, port: int, ready_path: str
+    cmd: list[str], env: dict[str, str], log_path: Path, port: int, ready_path: str, nofile: int | None = None
 ) -> subprocess.Popen:
+    def limit() -> None:  # in the child: a hard limit on open files, as a small systemd unit might set
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=limit if nofile else None)  # fmt: skip
     deadline = time.monotonic() + 60
     with httpx.Client(timeout=2, trust_env=False) as client:
         while True:
@@ -103,7 +108,7 @@ def agent_process_factory(tmp_path_factory):
     ports = unique_ports()
     started: list[ServerProcess] = []
 
-    def make(env: dict | None = None) -> ServerProcess:
+    def make(env: dict | None = None, *, nofile: int | None = None) -> ServerProcess:
         root = tmp_path_factory.mktemp("agent-proc")
         env = dict(env or {})
         env.setdefault("DATA_DIR", str(root / "data"))
@@ -112,7 +117,7 @@ def agent_process_factory(tmp_path_factory):
         env.setdefault("MONITOR_API_TOKEN", secrets.token_urlsafe(24))
         port = int(env["MONITOR_PORT"])
         proc = _start([str(BIN / "monitor-agent"), "run"], _clean_env(**env), root / "agent.log", port,
-                      "/api/health")  # fmt: skip
+                      "/api/health", nofile)  # fmt: skip
         running = ServerProcess(proc, port, root / "agent.log", token=env["MONITOR_API_TOKEN"])
         started.append(running)
         return running

@@ -115,3 +115,28 @@ def test_a_request_that_never_completes_is_dropped(agent):
             assert data.startswith(b"HTTP/1.1 408"), data[:200]
     finally:
         close_all(socks)
+
+
+@pytest.mark.slow
+def test_more_slow_clients_than_file_descriptors_do_not_restart_the_agent(agent_process_factory):
+    """With 256 open files allowed (hard limit), 400 slow connections: the oldest unfinished
+    requests are dropped to make room; the worker (and with it the agent) is never restarted
+    by a failing accept(), and the API keeps answering."""
+    small = agent_process_factory(nofile=256)
+    socks = []
+    try:
+        for _ in range(400):
+            try:
+                s = socket.create_connection(("127.0.0.1", small.port), timeout=2)
+                s.sendall(PARTIAL_REQUESTS["headers-never-end"])
+            except OSError:
+                continue  # the client side may run short of nothing, the server sheds
+            socks.append(s)
+        time.sleep(1.0)
+        times = answer_times(f"{small.base_url}/api/health")
+        assert max(times) < 1.0, times
+    finally:
+        close_all(socks)
+    log = small.output()
+    assert log.count("Booting worker") == 1, log[-3000:]
+    assert "Too many open files" not in log
