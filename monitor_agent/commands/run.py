@@ -71,6 +71,8 @@ def command(threads: int, access_log: bool, env_file: Path | None) -> None:
       FEDERATION_PRIVACY=standard  or strict (no block numbers, coarse times)
       MONITOR_API_TOKEN            token for settings/erasure and private fields; default: generated
                                    into DATA_DIR/api-token
+      MONITOR_ALLOWED_HOSTS        host names the dashboard answers to besides localhost/127.0.0.1
+                                   and MONITOR_HOST (others get 421: DNS-rebinding defence)
 
     \b
     Examples:
