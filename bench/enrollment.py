@@ -13,6 +13,8 @@ Reports (medians where repeated):
                            seconds until all N are connected to seed-2: JWT users (operator mode)
                            and the shared NKEY monitor user (static mode), alternating rounds in
                            the same run, medians and their ratio
+  restart (--restart-only)  N clients on one seed that stops and starts again (seedctl's lifecycle):
+                           seconds until all N are back, JWT users vs NKEY, alternating rounds
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from monitor_agent import natsjwt  # noqa: E402
 from monitor_agent.agent import Agent  # noqa: E402
 from monitor_agent.config import load_config  # noqa: E402
 from monitor_agent.enrollment import build_request, dumps  # noqa: E402
@@ -150,7 +153,7 @@ def single_seed_figures(root: Path, runs: int, approvals: int) -> dict:
         lifecycle.down(spec, timeout=10, lame_duck=False)
 
 
-async def failover(spec, n: int, auth_for) -> dict:
+async def failover(spec, n: int, auth_for, restart: bool = False) -> dict:
     """n clients on seed-1 (seed-2 listed second); stop seed-1; time until all are on seed-2."""
     urls = [s.client_url for s in spec.servers]
     moved = asyncio.Event()
@@ -180,6 +183,8 @@ async def failover(spec, n: int, auth_for) -> dict:
     await asyncio.sleep(1)
     t0 = time.monotonic()
     await asyncio.to_thread(lifecycle.down, spec, [spec.servers[0].name], None, 10.0, False)
+    if restart:  # one seed: the same server comes back and every client reconnects to it
+        await asyncio.to_thread(lifecycle.up, spec)
     try:
         await asyncio.wait_for(moved.wait(), FAILOVER_LIMIT_S)
         all_s: float | None = round(time.monotonic() - t0, 2)
@@ -245,15 +250,60 @@ def failover_figures(root: Path, n: int, rounds: int) -> dict:
     return out
 
 
+def restart_figures(root: Path, n: int, rounds: int) -> dict:
+    """n clients on a single seed that stops and starts again: JWT users vs NKEY, alternating."""
+    static = make_spec(root / "static1", 1, operator=False)
+    op = make_spec(root / "op1r", 1, operator=True)
+    lifecycle.up(static)
+    lifecycle.up(op)
+    try:
+        seed = render.credentials_text(static, static.user("monitor"))
+        keyed = []
+        operator_material = enroll.operator(op, create=False)
+        for i in range(n):  # JWTs signed directly: the approvals are timed elsewhere
+            ident = load_identity(root / f"r{i}")
+            key = natsjwt.user_public_key(ident.public_raw)
+            keyed.append((ident, enroll.issue_user_jwt(op, ident.node_id, key, 90, op=operator_material)))
+
+        def jwt_auth(i):
+            ident, token = keyed[i]
+            return {
+                "user_jwt_cb": lambda t=token: bytearray(t.encode()),
+                "signature_cb": lambda nonce, k=ident.private_key: base64.b64encode(k.sign(nonce.encode())),
+            }
+
+        runs: dict[str, list] = {"nkey": [], "jwt": []}
+        for r in range(rounds):
+            for label, spec, auth_for in (("nkey", static, lambda i: {"nkeys_seed_str": seed}), ("jwt", op, jwt_auth)):
+                runs[label].append(asyncio.run(failover(spec, n, auth_for, restart=True)))
+                log(f"restart round {r + 1} {label}: {runs[label][-1]}")
+    finally:
+        lifecycle.down(static, timeout=10, lame_duck=False)
+        lifecycle.down(op, timeout=10, lame_duck=False)
+    return {
+        label: {
+            "all_reconnected_s_runs": [x["all_failed_over_s"] for x in results],
+            "all_reconnected_s_median": statistics.median(
+                x["all_failed_over_s"] if x["all_failed_over_s"] is not None else FAILOVER_LIMIT_S for x in results
+            ),
+        }
+        for label, results in runs.items()
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--approvals", type=int, default=1000)
     ap.add_argument("--n", type=int, default=1000, help="clients in the failover comparison")
     ap.add_argument("--rounds", type=int, default=3, help="failover rounds per kind (alternating)")
+    ap.add_argument("--restart-only", action="store_true", help="only the single-seed restart comparison")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-enroll-") as tmp:
         root = Path(tmp)
+        if args.restart_only:
+            print(json.dumps({"restart_n": args.n, **restart_figures(root, args.n, args.rounds)}, indent=2))
+            return
         result = {
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
             **single_seed_figures(root, args.runs, args.approvals),
