@@ -215,6 +215,102 @@
     }, 500);
   }
 
+  /* ---- me vs network ---- */
+  var VERDICTS = {
+    not_enough_data: ["…", "Not enough data"], in_line: ["✓", "In line with the network"],
+    your_node: ["⚠", "Your node"], the_network: ["⚠", "The network"]
+  };
+  var compareWindow = "1h", compareBody = null;
+  function pct(v) { return v === null || v === undefined ? "–" : (v * 100).toFixed(1) + " %"; }
+  function ms(v) { return v === null || v === undefined ? "–" : Math.round(v).toLocaleString("en-US") + " ms"; }
+
+  function compareRow(tbody, label, own, net) {
+    var tr = document.createElement("tr"), th = document.createElement("th");
+    th.scope = "row"; th.textContent = label; tr.appendChild(th);
+    tr.appendChild(cell(own, "num")); tr.appendChild(cell(net, "num"));
+    tbody.appendChild(tr);
+  }
+
+  function renderCompare(body) {
+    var box = $("compare");
+    if (!box || !body) return;
+    compareBody = body;
+    box.textContent = "";
+    if (!body.chains.length) {
+      var none = document.createElement("p"); none.className = "muted";
+      none.textContent = "Nothing to compare yet: no tasks of this node or of the network in the window.";
+      box.appendChild(none);
+      return;
+    }
+    body.chains.forEach(function (c) {
+      var art = document.createElement("article"), h3 = document.createElement("h3");
+      var v = VERDICTS[c.verdict.verdict] || ["?", c.verdict.verdict];
+      art.className = "compare-chain verdict-" + c.verdict.verdict;
+      art.dataset.chainId = String(c.chainId);
+      h3.textContent = "Chain " + c.chainId; art.appendChild(h3);
+      var verdict = document.createElement("p"), icon = document.createElement("span");
+      verdict.className = "verdict";
+      verdict.title = v[1];
+      icon.setAttribute("aria-hidden", "true"); icon.textContent = v[0] + " ";
+      verdict.appendChild(icon);
+      verdict.appendChild(document.createTextNode(c.verdict.text));
+      art.appendChild(verdict);
+      var wrap = document.createElement("div"), table = document.createElement("table");
+      wrap.className = "table-wrap"; table.className = "data compare-table";
+      var thead = document.createElement("thead"), hr = document.createElement("tr");
+      ["", "This node", "Network"].forEach(function (t, i) {
+        var th = document.createElement("th"); th.scope = "col"; th.textContent = t; if (i) th.className = "num"; hr.appendChild(th);
+      });
+      thead.appendChild(hr); table.appendChild(thead);
+      var tbody = document.createElement("tbody");
+      compareRow(tbody, "p50 execution", ms(c.own.executionMs.p50), ms(c.network.executionMs.p50));
+      compareRow(tbody, "p90 execution", ms(c.own.executionMs.p90), ms(c.network.executionMs.p90));
+      compareRow(tbody, "Failure rate", pct(c.own.failureRate), pct(c.network.failureRate));
+      compareRow(tbody, "Tasks (failed)", num(c.own.events) + " (" + num(c.own.failed) + ")",
+        num(c.network.events) + " (" + num(c.network.failed) + ")");
+      compareRow(tbody, "Nodes", "1", num(c.network.nodes));
+      table.appendChild(tbody); wrap.appendChild(table); art.appendChild(wrap);
+      var rank = document.createElement("p");
+      rank.className = "rank small";
+      rank.textContent = c.rank ? c.rank.text : "No rank yet: it needs this node's and other nodes' completed tasks.";
+      art.appendChild(rank);
+      var fig = document.createElement("figure");
+      fig.className = "chart compare-chart";
+      art.appendChild(fig);
+      box.appendChild(art);
+      if (window.TinyChart) {
+        TinyChart.lines(fig, {
+          labels: c.series.map(function (p) { return p.t.slice(11, 16); }),
+          series: [
+            { name: "This node p50", values: c.series.map(function (p) { return p.ownP50; }), color: "#D55E00" },
+            { name: "Network p50", values: c.series.map(function (p) { return p.networkP50; }), color: "#0072B2", dash: "5 3" }
+          ]
+        }, { unit: " ms", axisUnit: "", height: 120, title: "p50 execution time on chain " + c.chainId + ", this node and the network, per " +
+          (body.window === "1h" ? "10 minutes" : "hour") + " (UTC)", empty: "No execution times in the window yet." });
+      }
+    });
+  }
+
+  function loadCompare() {
+    api("GET", "/api/compare?window=" + compareWindow).then(renderCompare).catch(function (e) {
+      var box = $("compare"); if (box && !compareBody) box.textContent = "The comparison is not available: " + e.message;
+    });
+  }
+
+  function initCompare() {
+    var buttons = document.querySelectorAll(".window-btn");
+    Array.prototype.forEach.call(buttons, function (b) {
+      b.addEventListener("click", function () {
+        compareWindow = b.dataset.window;
+        Array.prototype.forEach.call(buttons, function (x) { x.setAttribute("aria-pressed", String(x === b)); });
+        loadCompare();
+      });
+    });
+    loadCompare();
+    // The WebSocket carries the 1 h comparison; the 24 h one is fetched now and then.
+    setInterval(function () { if (compareWindow === "24h") loadCompare(); }, 60000);
+  }
+
   /* ---- live events ---- */
   var backoff = 500;
   function connect() {
@@ -234,6 +330,9 @@
           addFeedRow(d);
           chain.tasks.push({ chainId: d.chainId, at: d.receivedAt ? Date.parse(d.receivedAt) : Date.now() });
           drawChainChart();
+          break;
+        case "federation_compare":
+          if (page === "node" && compareWindow === "1h") renderCompare(d);
           break;
         case "local_task":
           if (page === "node") {
@@ -336,9 +435,11 @@
     }
     window.addEventListener("resize", function () {
       clearTimeout(window.__redraw);
-      window.__redraw = setTimeout(function () { drawChainChart(); drawExecChart(); }, 200);
+      window.__redraw = setTimeout(function () {
+        drawChainChart(); drawExecChart(); if (page === "node" && compareBody) renderCompare(compareBody);
+      }, 200);
     });
-    if (page === "node") loadNode();
+    if (page === "node") { loadNode(); initCompare(); }
     if (page === "settings") initSettings();
     if (page === "privacy") {
       $("outbox-refresh").addEventListener("click", loadPrivacy);

@@ -108,5 +108,46 @@
     target.appendChild(legend);
   }
 
-  window.TinyChart = { bars: bars, stacked: stacked, palette: PALETTE };
+  /* Lines over shared labels, gaps where a value is null: data = {labels, series: [{name, values, dash}]}. */
+  function lines(target, data, opts) {
+    opts = opts || {};
+    var w = widthOf(target), h = opts.height || 140, pad = { l: 44, r: 6, t: 10, b: 22 };
+    var title = opts.title || "line chart";
+    var all = [];
+    data.series.forEach(function (ser) { ser.values.forEach(function (v) { if (v !== null && v !== undefined) all.push(v); }); });
+    if (!all.length) { target.innerHTML = '<p class="muted">' + (opts.empty || "No data yet.") + "</p>"; return; }
+    var svg = frame(target, title, w, h);
+    var max = niceMax(Math.max.apply(null, all));
+    axes(svg, w, h, pad, max, opts.axisUnit !== undefined ? opts.axisUnit : opts.unit);
+    var n = data.labels.length, step = n > 1 ? (w - pad.l - pad.r) / (n - 1) : 0;
+    function xy(i, v) { return [pad.l + (n > 1 ? i * step : (w - pad.l - pad.r) / 2), h - pad.b - (h - pad.t - pad.b) * v / max]; }
+    data.series.forEach(function (ser, si) {
+      var color = ser.color || PALETTE[si % PALETTE.length], d = "", pen = false;
+      ser.values.forEach(function (v, i) {
+        if (v === null || v === undefined) { pen = false; return; }
+        var p = xy(i, v);
+        d += (pen ? "L" : "M") + p[0].toFixed(1) + " " + p[1].toFixed(1);
+        pen = true;
+        var c = el("circle", { cx: p[0], cy: p[1], r: 2.5, fill: color });
+        c.appendChild(el("title", {}, data.labels[i] + " · " + ser.name + ": " + Math.round(v) + (opts.unit || "")));
+        svg.appendChild(c);
+      });
+      if (d) svg.appendChild(el("path", { d: d, fill: "none", stroke: color, "stroke-width": 2, "stroke-dasharray": ser.dash || "" }));
+    });
+    svg.appendChild(el("text", { x: pad.l, y: h - 6 }, data.labels[0]));
+    svg.appendChild(el("text", { x: w - pad.r, y: h - 6, "text-anchor": "end" }, data.labels[n - 1]));
+    var legend = document.createElement("div");
+    legend.className = "legend";
+    data.series.forEach(function (ser, si) {
+      var item = document.createElement("span"), sw = document.createElement("span");
+      sw.className = "swatch";
+      sw.style.background = ser.color || PALETTE[si % PALETTE.length];
+      item.appendChild(sw);
+      item.appendChild(document.createTextNode(ser.name));
+      legend.appendChild(item);
+    });
+    target.appendChild(legend);
+  }
+
+  window.TinyChart = { bars: bars, stacked: stacked, lines: lines, palette: PALETTE };
 })();
