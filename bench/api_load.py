@@ -32,8 +32,9 @@ TASKS_PATH = "/api/federation/tasks/global?limit=100&chainId=1"
 HEALTH_PATH = "/api/health"
 
 
-def build_database(data_dir: Path, rows: int) -> None:
-    """The agent's own schema (Store), filled in bulk the way the batch writer stores rows."""
+def build_database(data_dir: Path, rows: int, span_ms: int = 6 * 86_400_000, types=("wasm",)) -> None:
+    """The agent's own schema (Store), filled in bulk the way the batch writer stores rows,
+    received evenly over the last `span_ms`."""
     from monitor_agent.config import DB_FILE
     from monitor_agent.store import Store
 
@@ -43,7 +44,7 @@ def build_database(data_dir: Path, rows: int) -> None:
     conn.execute("PRAGMA synchronous=OFF")
     rng = random.Random(7)
     now_ms = int(time.time() * 1000)
-    span = 6 * 86_400_000
+    span = span_ms
     chains = (1, 1, 1, 1, 43113, 43113, 43113, 43114, 43114, 43114)
     nodes = [f"node-{i:010x}" for i in range(200)]
     batch = []
@@ -52,7 +53,7 @@ def build_database(data_dir: Path, rows: int) -> None:
         status = "failed" if rng.random() < 0.05 else "completed"
         batch.append(
             (nodes[i % 200], f"global-task-{i:012x}", "task_" + status, rng.choice(chains),
-             18_000_000 + i, "wasm", status, rng.randint(50, 900),
+             18_000_000 + i, types[i % len(types)], status, rng.randint(50, 900),
              time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at / 1000)), at)
         )  # fmt: skip
         if len(batch) == 50_000:

@@ -26,7 +26,6 @@ from .stats_sketch import (
     bucket_width,
     fraction_above,
     merge_all,
-    new_sketch,
     quantile,
     window_start,
 )
@@ -316,9 +315,7 @@ class Comparator:
                 for window, (_, width) in WINDOWS.items():
                     bucket = series.rings[window].get(at - at % width)
                     if bucket is not None:
-                        if bucket.sketch is None:
-                            bucket.sketch = new_sketch(series.accuracy)
-                        bucket.sketch.add(float(execution_ms))
+                        bucket.add_value(float(execution_ms), series.accuracy)
 
     def _own(self, chain_id: int, task_type: str) -> Series:
         series = self.own.get((chain_id, task_type))
@@ -384,12 +381,14 @@ class Comparator:
         return n
 
     def sweep(self, now_ms: int) -> None:
-        """Drop series with nothing in the last 49 h."""
+        """Drop series with nothing in the last 49 h and every series' expired buckets."""
         horizon = now_ms - 49 * 3_600_000
         with self._lock:
             for table in (self.network, self.own, self.nodes):
                 for key in [k for k, s in table.items() if s.last_ms < horizon]:
                     del table[key]
+                for series in table.values():
+                    series.evict()
 
     # ---- answering ----
 
@@ -400,26 +399,44 @@ class Comparator:
     def compare(
         self, chain_id: int | None, task_type: str | None, window: str, now_ms: int | None = None
     ) -> dict[str, Any]:
-        """The /api/compare body (cached for CACHE_S; one computation at a time)."""
+        """The /api/compare body, at most CACHE_S old plus one computation.
+
+        A stale answer is served while one background thread computes the next one, so a
+        request never waits for a computation except the very first for its parameters.
+        `now_ms` (tests) computes afresh for that instant, bypassing the cache.
+        """
+        if now_ms is not None:
+            with self._compute_lock:
+                return self._compute(chain_id, task_type, window, now_ms)
         key = (chain_id, task_type, window)
-        now = time.monotonic()
         hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < CACHE_S and now_ms is None:
+        if hit is None:
+            with self._compute_lock:
+                hit = self._cache.get(key)
+                if hit is None:
+                    return self._refresh(key)
             return hit[1]
-        # One thread recomputes; the others answer the previous result meanwhile.
-        if hit is not None and now_ms is None and not self._compute_lock.acquire(blocking=False):
-            return hit[1]
-        if hit is None or now_ms is not None:
-            self._compute_lock.acquire()
+        if time.monotonic() - hit[0] >= CACHE_S and self._compute_lock.acquire(blocking=False):
+            threading.Thread(
+                target=self._refresh_locked, args=(key,), name="compare-refresh", daemon=True
+            ).start()
+        return hit[1]
+
+    def _refresh_locked(self, key: tuple) -> None:
         try:
-            body = self._compute(chain_id, task_type, window, now_ms)
-            if now_ms is None:
-                self._cache[key] = (time.monotonic(), body)
-                if len(self._cache) > 256:
-                    self._cache.pop(next(iter(self._cache)))
-            return body
+            self._refresh(key)
+        except Exception:
+            log.exception("compare: refreshing %s failed", key)
         finally:
             self._compute_lock.release()
+
+    def _refresh(self, key: tuple) -> dict[str, Any]:
+        """Compute and cache (the caller holds `_compute_lock`)."""
+        body = self._compute(*key, None)
+        self._cache[key] = (time.monotonic(), body)
+        while len(self._cache) > 256:
+            self._cache.pop(next(iter(self._cache)))
+        return body
 
     def _compute(self, chain_id, task_type, window, now_ms) -> dict[str, Any]:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -452,20 +469,18 @@ class Comparator:
         self, series_list: list[Series], window: str, start: int, now_ms: int, accuracy: float
     ) -> tuple[Figures, Any, dict[int, list]]:
         fig = Figures(minutes=max(1.0, (now_ms - start) / 60_000))
-        sketches = []
+        buckets = []
         per_bucket: dict[int, list] = {}
         for s in series_list:
             for b_start, b in s.buckets(window, start, now_ms):
                 fig.completed += b.completed
                 fig.failed += b.failed
-                if b.sketch is not None:
-                    sketches.append(b.sketch)
+                buckets.append(b)
                 slot = per_bucket.setdefault(b_start, [0, 0, []])
                 slot[0] += b.completed
                 slot[1] += b.failed
-                if b.sketch is not None:
-                    slot[2].append(b.sketch)
-        merged = merge_all(sketches, accuracy)
+                slot[2].append(b)
+        merged = merge_all(buckets, accuracy)
         fig.p50, fig.p90, fig.p99 = (quantile(merged, q) for q in (0.5, 0.9, 0.99))
         return fig, merged, per_bucket
 

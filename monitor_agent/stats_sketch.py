@@ -9,8 +9,12 @@ network the merge of its nodes), and the package is pure Python whose only depen
 A `Series` is the figures of one stream of terminal task events (one node, or the network,
 for one chain and task type) in two bucket rings: 10-minute buckets for the 1 h window and
 1-hour buckets for the 24 h window (kept 49 h: the 24 h window's failure-rate baseline is the
-24 h before it). A bucket holds completed and failed counts and a sketch of the completed
-tasks' execution times; buckets older than their ring's span are dropped on the next add.
+24 h before it). A bucket holds completed and failed counts and the completed tasks' execution
+times: as a plain list while it holds few (most per-node buckets hold a handful; a list of 10
+floats is a tenth of an empty sketch's memory and CPU), turned into a sketch past
+`BUFFER_VALUES`. Merging a listed value into a window's sketch is the same `add` the bucket's
+sketch would have done, so the stated accuracy holds either way. Buckets older than their
+ring's span are dropped as new ones arrive.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from ddsketch.store import DenseStore
 # nodes only place a node in the ranking, so they trade accuracy for a fifth of the bins.
 NETWORK_ACCURACY = 0.01
 NODE_ACCURACY = 0.05
+BUFFER_VALUES = 48
 _CHUNK = 16  # bins grow 16 at a time (the library's default 128 costs 1 KB per empty-ish bucket)
 _MAPPINGS = {a: LogarithmicMapping(a) for a in (NETWORK_ACCURACY, NODE_ACCURACY)}
 
@@ -38,6 +43,8 @@ WINDOWS = {"1h": (HOUR_MS, 10 * MINUTE_MS), "24h": (24 * HOUR_MS, HOUR_MS)}
 # keeps a second day of counts (sketches only for the first) for the baseline.
 _KEEP_MS = {"1h": HOUR_MS + 10 * MINUTE_MS, "24h": 49 * HOUR_MS}
 _SKETCH_KEEP_MS = {"1h": HOUR_MS + 10 * MINUTE_MS, "24h": 25 * HOUR_MS}
+# Evict when a ring holds more buckets than its span can (one scan per bucket width, not per add).
+_MAX_BUCKETS = {w: _KEEP_MS[w] // WINDOWS[w][1] + 1 for w in WINDOWS}
 
 
 def new_sketch(accuracy: float = NETWORK_ACCURACY) -> BaseDDSketch:
@@ -50,11 +57,16 @@ def new_sketch(accuracy: float = NETWORK_ACCURACY) -> BaseDDSketch:
     )
 
 
-def merge_all(sketches: Iterable[BaseDDSketch | None], accuracy: float) -> BaseDDSketch:
+def merge_all(buckets: Iterable[Bucket], accuracy: float) -> BaseDDSketch:
+    """One sketch of every execution time in `buckets` (their sketches merged, listed values added)."""
     out = new_sketch(accuracy)
-    for s in sketches:
-        if s is not None and s.count:
-            out.merge(s)
+    for b in buckets:
+        if b.sketch is not None:
+            out.merge(b.sketch)
+        elif b.values:
+            add = out.add
+            for v in b.values:
+                add(v)
     return out
 
 
@@ -87,7 +99,25 @@ def fraction_above(sketch: BaseDDSketch, value: float) -> float:
 class Bucket:
     completed: int = 0
     failed: int = 0
+    values: list[float] | None = None
     sketch: BaseDDSketch | None = None
+
+    def add_value(self, value: float, accuracy: float) -> None:
+        if self.sketch is not None:
+            self.sketch.add(value)
+            return
+        if self.values is None:
+            self.values = [value]
+            return
+        self.values.append(value)
+        if len(self.values) > BUFFER_VALUES:
+            self.sketch = new_sketch(accuracy)
+            for v in self.values:
+                self.sketch.add(v)
+            self.values = None
+
+    def drop_values(self) -> None:
+        self.values = self.sketch = None
 
 
 class Series:
@@ -101,7 +131,8 @@ class Series:
         self.last_ms = 0
 
     def add(self, at_ms: int, execution_ms: float | None, failed: bool) -> None:
-        self.last_ms = max(self.last_ms, at_ms)
+        if at_ms > self.last_ms:
+            self.last_ms = at_ms
         for window, (_, width) in WINDOWS.items():
             ring = self.rings[window]
             start = at_ms - at_ms % width
@@ -110,25 +141,32 @@ class Series:
                 if start < self.last_ms - _KEEP_MS[window]:
                     continue  # older than the ring keeps
                 bucket = ring[start] = Bucket()
-                self._evict(window, at_ms)
+                if len(ring) > _MAX_BUCKETS[window]:
+                    self.evict(window)
             if failed:
                 bucket.failed += 1
             else:
                 bucket.completed += 1
                 if execution_ms is not None and start >= self.last_ms - _SKETCH_KEEP_MS[window]:
-                    if bucket.sketch is None:
-                        bucket.sketch = new_sketch(self.accuracy)
-                    bucket.sketch.add(max(0.0, float(execution_ms)))
+                    bucket.add_value(max(0.0, float(execution_ms)), self.accuracy)
 
-    def _evict(self, window: str, now_ms: int) -> None:
+    def evict(self, window: str | None = None) -> None:
+        """Drop buckets older than the ring keeps (and values older than its sketches keep).
+
+        `add` does it when a ring overflows its bucket count; the comparator's sweep does it
+        for every series now and then, so a quiet series lets go of its memory too."""
+        if window is None:
+            for w in WINDOWS:
+                self.evict(w)
+            return
         ring = self.rings[window]
-        oldest = now_ms - _KEEP_MS[window]
-        sketch_oldest = now_ms - _SKETCH_KEEP_MS[window]
+        oldest = self.last_ms - _KEEP_MS[window]
+        sketch_oldest = self.last_ms - _SKETCH_KEEP_MS[window]
         for start in list(ring):
             if start < oldest:
                 del ring[start]
             elif start < sketch_oldest:
-                ring[start].sketch = None
+                ring[start].drop_values()
 
     def buckets(self, window: str, start_ms: int, end_ms: int) -> list[tuple[int, Bucket]]:
         """The buckets of `window`'s ring whose start is in [start_ms, end_ms], oldest first."""
