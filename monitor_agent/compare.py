@@ -43,9 +43,10 @@ MOST_NODES = 0.5  # "most nodes": more than half
 
 # Bounds: how many rows the start-up rebuild reads, how many other-node series are tracked.
 REBUILD_MAX_ROWS = 2_000_000
-MAX_NODE_SERIES = 2_000
+MAX_NODE_SERIES = 1_500
 MAX_NETWORK_SERIES = 200  # chain x task type pairs (a hostile peer could invent many)
-CACHE_S = 2.0
+# How old an answer may be before a background refresh: a day's figures move slowly.
+CACHE_S = {"1h": 5.0, "24h": 60.0}
 VERDICTS = ("not_enough_data", "in_line", "your_node", "the_network")
 
 _TERMINAL = {"task_completed": False, "task_failed": True}
@@ -269,7 +270,7 @@ class Comparator:
         nkey = (node_id, chain_id, task_type)
         node = self.nodes.get(nkey)
         if node is None:
-            node = self.nodes[nkey] = Series(NODE_ACCURACY)
+            node = self.nodes[nkey] = Series(NODE_ACCURACY, baseline=False)
             if len(self.nodes) > MAX_NODE_SERIES:
                 self.nodes.popitem(last=False)  # the least recently heard-from series
                 self.node_series_evicted += 1
@@ -320,7 +321,7 @@ class Comparator:
     def _own(self, chain_id: int, task_type: str) -> Series:
         series = self.own.get((chain_id, task_type))
         if series is None:
-            series = self.own[(chain_id, task_type)] = Series(NETWORK_ACCURACY)
+            series = self.own[(chain_id, task_type)] = Series(NETWORK_ACCURACY, baseline=False)
         return series
 
     def clear_federation(self) -> None:
@@ -399,7 +400,7 @@ class Comparator:
     def compare(
         self, chain_id: int | None, task_type: str | None, window: str, now_ms: int | None = None
     ) -> dict[str, Any]:
-        """The /api/compare body, at most CACHE_S old plus one computation.
+        """The /api/compare body, at most CACHE_S[window] old plus one computation.
 
         A stale answer is served while one background thread computes the next one, so a
         request never waits for a computation except the very first for its parameters.
@@ -416,7 +417,7 @@ class Comparator:
                 if hit is None:
                     return self._refresh(key)
             return hit[1]
-        if time.monotonic() - hit[0] >= CACHE_S and self._compute_lock.acquire(blocking=False):
+        if time.monotonic() - hit[0] >= CACHE_S[window] and self._compute_lock.acquire(blocking=False):
             threading.Thread(
                 target=self._refresh_locked, args=(key,), name="compare-refresh", daemon=True
             ).start()
@@ -484,6 +485,25 @@ class Comparator:
         fig.p50, fig.p90, fig.p99 = (quantile(merged, q) for q in (0.5, 0.9, 0.99))
         return fig, merged, per_bucket
 
+    @staticmethod
+    def _node_figures(series_list: list[Series], window: str, start: int, now_ms: int) -> Figures:
+        """An other node's counts and p50 (all the ranking needs). A quiet node's buckets hold
+        raw values: its median is then exact, by one C sort instead of a sketch per bucket."""
+        fig = Figures()
+        buckets = []
+        for s in series_list:
+            for _, b in s.buckets(window, start, now_ms):
+                fig.completed += b.completed
+                fig.failed += b.failed
+                buckets.append(b)
+        if any(b.sketch is not None for b in buckets):
+            fig.p50 = quantile(merge_all(buckets, NODE_ACCURACY), 0.5)
+        else:
+            values = sorted(v for b in buckets if b.values for v in b.values)
+            if values:
+                fig.p50 = values[(len(values) - 1) // 2]
+        return fig
+
     def _chain(self, chain_id: int, task_type: str | None, window: str, start: int, now_ms: int) -> dict:
         label = f"chain {chain_id}" + (f" ({task_type})" if task_type else "")
         net_series = [s for (c, t), s in self.network.items() if _key_matches(c, t, chain_id, task_type)]
@@ -499,7 +519,7 @@ class Comparator:
                 per_node.setdefault(node_id, []).append(s)
         node_figs = []
         for series_list in per_node.values():
-            fig, _, _ = self._window_figures(series_list, window, start, now_ms, NODE_ACCURACY)
+            fig = self._node_figures(series_list, window, start, now_ms)
             if fig.events:
                 node_figs.append(fig)
         network.nodes = len(node_figs)
