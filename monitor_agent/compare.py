@@ -18,6 +18,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from .stats_sketch import (
     NETWORK_ACCURACY,
     NODE_ACCURACY,
@@ -409,19 +411,25 @@ class Comparator:
         if now_ms is not None:
             with self._compute_lock:
                 return self._compute(chain_id, task_type, window, now_ms)
-        key = (chain_id, task_type, window)
+        return self._cached((chain_id, task_type, window))[1]
+
+    def compare_json(self, chain_id: int | None, task_type: str | None, window: str) -> bytes:
+        """The same body as JSON, encoded once per computation (the API's hot path)."""
+        return self._cached((chain_id, task_type, window))[2]
+
+    def _cached(self, key: tuple) -> tuple[float, dict[str, Any], bytes]:
         hit = self._cache.get(key)
         if hit is None:
             with self._compute_lock:
                 hit = self._cache.get(key)
                 if hit is None:
                     return self._refresh(key)
-            return hit[1]
-        if time.monotonic() - hit[0] >= CACHE_S[window] and self._compute_lock.acquire(blocking=False):
+            return hit
+        if time.monotonic() - hit[0] >= CACHE_S[key[2]] and self._compute_lock.acquire(blocking=False):
             threading.Thread(
                 target=self._refresh_locked, args=(key,), name="compare-refresh", daemon=True
             ).start()
-        return hit[1]
+        return hit
 
     def _refresh_locked(self, key: tuple) -> None:
         try:
@@ -431,13 +439,14 @@ class Comparator:
         finally:
             self._compute_lock.release()
 
-    def _refresh(self, key: tuple) -> dict[str, Any]:
+    def _refresh(self, key: tuple) -> tuple[float, dict[str, Any], bytes]:
         """Compute and cache (the caller holds `_compute_lock`)."""
         body = self._compute(*key, None)
-        self._cache[key] = (time.monotonic(), body)
+        entry = (time.monotonic(), body, msgspec.json.encode(body))
+        self._cache[key] = entry
         while len(self._cache) > 256:
             self._cache.pop(next(iter(self._cache)))
-        return body
+        return entry
 
     def _compute(self, chain_id, task_type, window, now_ms) -> dict[str, Any]:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms

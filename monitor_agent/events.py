@@ -9,7 +9,8 @@ Contract:
     "client too slow": memory never grows with a stalled reader.
 
 Types used by the agent: federation_task, federation_stats, federation_status,
-federation_error ({code, message, at}), local_task.
+federation_error ({code, message, at}), local_task, federation_compare (the /api/compare
+body for 1 h, when it changed, at most every 6 s).
 """
 
 from __future__ import annotations

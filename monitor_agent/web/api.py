@@ -157,7 +157,7 @@ def clear_federation():
 @bp.get("/compare")
 def compare():
     q = parse_compare(request.args.to_dict(flat=False))
-    return json_response(state().agent.compare.compare(q.chain_id, q.task_type, q.window))
+    return raw_json_response(state().agent.compare.compare_json(q.chain_id, q.task_type, q.window))
 
 
 # ---- this node ----

@@ -32,8 +32,8 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
     return resp
 
 
-def raw_json_response(text: str, status: int = 200) -> Response:
-    """A response whose JSON text was already built (by SQLite, for the global feed)."""
+def raw_json_response(text: str | bytes, status: int = 200) -> Response:
+    """A response whose JSON was already built (by SQLite for the global feed, once per compare refresh)."""
     resp = Response(text, status=status, mimetype="application/json")
     resp.headers["Cache-Control"] = "no-store"
     return resp
