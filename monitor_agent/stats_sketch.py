@@ -10,8 +10,8 @@ A `Series` is the figures of one stream of terminal task events (one node, or th
 for one chain and task type) in two bucket rings: 10-minute buckets for the 1 h window and
 1-hour buckets for the 24 h window (kept 49 h: the 24 h window's failure-rate baseline is the
 24 h before it). A bucket holds completed and failed counts and the completed tasks' execution
-times: as a float32 array while it holds few (most per-node buckets hold a handful; 10 values
-take 40 bytes, an empty sketch over 500), turned into a sketch past
+times: as a float32 array while it holds few (a per-node bucket holds tens: 256 values take
+1 KB, a sketch of them about 1.5 KB and a Python call per value), turned into a sketch past
 `BUFFER_VALUES`. Merging a listed value into a window's sketch is the same `add` the bucket's
 sketch would have done, so the stated accuracy holds either way. Buckets older than their
 ring's span are dropped as new ones arrive.
@@ -32,7 +32,7 @@ from ddsketch.store import DenseStore
 # nodes only place a node in the ranking, so they trade accuracy for a fifth of the bins.
 NETWORK_ACCURACY = 0.01
 NODE_ACCURACY = 0.05
-BUFFER_VALUES = 48
+BUFFER_VALUES = 256  # 1 KB of float32; a 5 % sketch of a node's hour costs more than that
 _CHUNK = 16  # bins grow 16 at a time (the library's default 128 costs 1 KB per empty-ish bucket)
 _MAPPINGS = {a: LogarithmicMapping(a) for a in (NETWORK_ACCURACY, NODE_ACCURACY)}
 
