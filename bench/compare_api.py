@@ -201,6 +201,40 @@ def cpu_part(n: int = 100_000) -> None:
     print(f"  store batch writer alone: {wo / n * 1000 * 1000:.1f} ms; with the sketches: {w / n * 1000 * 1000:.1f} ms"
           f" (+{(w - wo) / n * 1000 * 1000:.1f} ms, x{w / wo:.2f})")  # fmt: skip
     print(f"  Comparator.add_federation_rows alone: {a / n * 1000 * 1000:.1f} ms")
+    memory_part()
+
+
+def memory_part(n: int = 1_000_000) -> None:
+    """RSS growth of one process holding the comparison of `n` events over 24 h, and the CPU of
+    computing the answers from it."""
+    import gc
+
+    from monitor_agent.compare import Comparator
+
+    rng = random.Random(5)
+    now = int(time.time() * 1000)
+    span = 86_400_000
+    gc.collect()
+    before = psutil.Process().memory_info().rss
+    c = Comparator()
+    for i in range(n):
+        failed = rng.random() < 0.05
+        c.add_federation(
+            f"node-{i % 200:010x}", rng.choice((1, 43113, 43114)), ("wasm", "js")[i % 2],
+            "task_failed" if failed else "task_completed", rng.randint(50, 900), now - span + span * i // n,
+        )  # fmt: skip
+    gc.collect()
+    grown = (psutil.Process().memory_info().rss - before) / 2**20
+    t0 = time.process_time()
+    c.compare(None, None, "24h", now_ms=now)
+    day = time.process_time() - t0
+    t0 = time.process_time()
+    c.compare(1, None, "1h", now_ms=now)
+    hour = time.process_time() - t0
+    print(f"{n:,} events over 24 h (200 nodes, 3 chains x 2 types) held in memory: RSS +{grown:.1f} MB;")
+    print(
+        f"  computing the 24 h answer for every chain: {day * 1000:.0f} ms CPU; 1 h for chain 1: {hour * 1000:.1f} ms"
+    )
 
 
 def main() -> None:
@@ -210,7 +244,7 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--ingest", type=float, default=200)
     ap.add_argument("--data-dir", help="reuse a database built by an earlier run (its rows age)")
-    ap.add_argument("--only", choices=("api", "cpu"))
+    ap.add_argument("--only", choices=("api", "cpu"), help="cpu: the CPU and memory parts only")
     ap.add_argument("--client", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client:
