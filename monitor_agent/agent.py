@@ -309,7 +309,7 @@ class Agent:
 
     def _publish_compare(self) -> None:
         """`federation_compare`: the 1 h comparison of every chain, when its figures changed."""
-        body = self.compare.compare(None, None, "1h")
+        body = self.compare.fresh(None, None, "1h")
         key = {k: v for k, v in body.items() if k != "generatedAt"}
         if key != self._last_compare:
             self._last_compare = key

@@ -413,6 +413,12 @@ class Comparator:
                 return self._compute(chain_id, task_type, window, now_ms)
         return self._cached((chain_id, task_type, window))[1]
 
+    def fresh(self, chain_id: int | None, task_type: str | None, window: str) -> dict[str, Any]:
+        """Compute now (waiting for a running computation) and cache: for the agent's ticker,
+        which publishes `federation_compare` and so keeps the API's most asked answer warm."""
+        with self._compute_lock:
+            return self._refresh((chain_id, task_type, window))[1]
+
     def compare_json(self, chain_id: int | None, task_type: str | None, window: str) -> bytes:
         """The same body as JSON, encoded once per computation (the API's hot path)."""
         return self._cached((chain_id, task_type, window))[2]

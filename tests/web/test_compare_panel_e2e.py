@@ -56,7 +56,7 @@ def test_me_vs_network_panel_at_375px_live_over_the_websocket(agent_factory, bro
     try:
         page.goto(running.base_url + "/")
         chain1 = page.locator("#compare article[data-chain-id='1']")
-        expect(chain1.locator(".verdict")).to_contain_text("Your node:", timeout=5000)
+        expect(chain1.locator(".verdict")).to_contain_text("Your node:", timeout=10000)
         expect(chain1.locator(".verdict")).to_contain_text("median execution time on chain 1")
         expect(chain1.locator(".rank")).to_have_text(
             "Your p50 execution time on chain 1 is slower than 100 % of 4 nodes."
@@ -73,7 +73,7 @@ def test_me_vs_network_panel_at_375px_live_over_the_websocket(agent_factory, bro
         page.evaluate("window.__noReload = true")
         _network(agent, 2, nodes=2, per_node=20, ms=300)
         chain2 = page.locator("#compare article[data-chain-id='2']")
-        expect(chain2.locator(".verdict")).to_contain_text("Not enough data", timeout=15000)
+        expect(chain2.locator(".verdict")).to_contain_text("Not enough data", timeout=20000)
         expect(chain2.locator(".verdict")).to_contain_text("2 other nodes (need 3), 0 own events (need 30)")
         assert page.evaluate("window.__noReload") is True
 
