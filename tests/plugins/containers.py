@@ -105,8 +105,10 @@ class Podman:
 
     def clean(self) -> None:
         """Remove every container and volume of this session (and their anonymous volumes)."""
-        ids = self("ps", "-aq", "--filter", f"label={self.label}", check=False).stdout.split()
-        if ids:
+        for _attempt in range(3):  # a container caught mid-stop can refuse once: look again
+            ids = self("ps", "-aq", "--filter", f"label={self.label}", check=False).stdout.split()
+            if not ids:
+                break
             self("rm", "-f", "-v", "-t", "2", *ids, check=False, timeout=120)
         vols = self("volume", "ls", "-q", "--filter", f"label={self.label}", check=False).stdout.split()
         if vols:

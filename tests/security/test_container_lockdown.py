@@ -28,8 +28,15 @@ def test_code_execution_inside_the_agent_container_gains_nothing(podman, agent_i
     name = f"tb-sec-{uuid.uuid4().hex[:8]}"
     podman.run(agent_image, "sleep", "300", name=name, options=(
         "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--entrypoint", "", "--network", "none",
+        "--entrypoint", "", "--network", "none", "--stop-signal", "KILL",
     ))  # fmt: skip
+    try:
+        _attack(podman, name)
+    finally:
+        podman("rm", "-f", "-v", "-t", "0", name, check=False)
+
+
+def _attack(podman, name: str) -> None:
     succeeded = {}
     for what, code in ATTACKS.items():
         proc = podman("exec", name, "python", "-c", code, check=False)
@@ -45,4 +52,9 @@ def test_code_execution_inside_the_agent_container_gains_nothing(podman, agent_i
     assert status["NoNewPrivs"].strip() == "1"  # a setuid binary cannot raise privileges either
     assert status["Uid"].split()[:2] == ["10001", "10001"]
     # The one writable place is the agent's own data (and /tmp).
-    assert podman("exec", name, "python", "-c", "open('/app/data/probe', 'w').write('x')", check=False).returncode == 0
+    assert (
+        podman(
+            "exec", name, "python", "-c", "open('/app/data/probe', 'w').write('x')", check=False
+        ).returncode
+        == 0
+    )
