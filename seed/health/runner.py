@@ -155,6 +155,8 @@ async def _collect_nats(spec, names: list[str], timeout: float, conn) -> list[Sa
         return sysreq.unreachable_samples(names, str(exc))
     try:
         return await sysreq.collect_all(conn, names, timeout)
+    except sysreq.nats_failures() as exc:  # the seed we asked through went away mid-round
+        return sysreq.unreachable_samples(names, f"connection to the seeds lost: {exc or type(exc).__name__}")
     finally:
         if own:
             await conn.close()

@@ -25,6 +25,13 @@ from .sample import FEDERATION_PROBE_SUBJECT, Sample
 PING = "$SYS.REQ.SERVER.PING.{endpoint}"
 DIRECT = "$SYS.REQ.SERVER.{id}.{endpoint}"
 VIAS = ("http", "nats", "auto")
+CONNECT_TIMEOUT_S = 5.0
+
+
+def nats_failures() -> tuple[type[BaseException], ...]:
+    from nats.errors import Error as NatsError
+
+    return (NatsError, OSError, ConnectionError)
 
 
 class SysError(Exception):
@@ -52,7 +59,9 @@ def connect_options(spec, timeout: float) -> dict:
     opts: dict = {
         "servers": spec.client_urls,
         "name": "seedctl-sys",
-        "connect_timeout": timeout,
+        # Logging in costs the seed one bcrypt check (a password admin): ~0.1 s idle, seconds on a
+        # loaded host, so the login gets more time than one request.
+        "connect_timeout": max(timeout, CONNECT_TIMEOUT_S),
         "allow_reconnect": False,
         "max_reconnect_attempts": 0,
         "dont_randomize": True,
