@@ -118,6 +118,13 @@ def deploy_vars(spec: Spec) -> dict:
     return {"nats_seed_servers": seed_servers_vars(spec), **monitor_vars(spec)}
 
 
+# --check shows the new user's config line without minting a secret for it. The bcrypt string is
+# well-formed but no password hashes to it; the nkey is a valid user public key whose seed was
+# thrown away when this constant was made (nobody holds it). Neither is ever applied: --check.
+CHECK_PLACEHOLDER_BCRYPT = "$2a$11$" + "." * 53
+CHECK_PLACEHOLDER_NKEY = "UAQMDXYJCNEI7RICU47SX7WOHFPN5KLE4NKCKQGRXNN5T4KK5DXO7WW2"
+
+
 def rotation_vars(
     spec: Spec, old_user: str, new_user: str, grace_period_s: int, *, create: bool = True
 ) -> dict:
@@ -125,7 +132,8 @@ def rotation_vars(
 
     NATS user names are unique, so the new credentials are a new monitor user. With `create`
     the new user is registered in the secrets dir (as `seedctl users add` does) and gets a
-    password; without (--check) a throwaway password stands in, and nothing is written.
+    password; without (--check) nothing is minted or written: a placeholder that no secret
+    matches stands in for its hash (or public nkey) in the diff.
     """
     users = {u.name: u for u in render.effective_users(spec)}
     if old_user not in users:
@@ -144,12 +152,7 @@ def rotation_vars(
             secrets.register_user(spec.secrets_dir, new_user, "monitor", auth=auth)
             hashes[new_user] = render.user_hash(spec, UserSpec(new_user, "monitor", auth=auth))
         else:
-            scratch = Path(tempfile.mkdtemp(prefix="seedctl-check-"))
-            hashes[new_user] = (
-                secrets.nkey_public(scratch, new_user)
-                if auth == "nkey"
-                else secrets.hash_password(scratch, new_user, secrets.generate_password())
-            )
+            hashes[new_user] = CHECK_PLACEHOLDER_NKEY if auth == "nkey" else CHECK_PLACEHOLDER_BCRYPT
             spec = dataclasses.replace(spec, users=spec.users + (UserSpec(new_user, "monitor", auth=auth),))
     transition = seed_servers_vars(spec, hashes)
     final = copy.deepcopy(transition)
