@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from . import __version__
@@ -51,6 +52,15 @@ BROADCAST_STATUSES = ("received", "completed", "failed")
 class Source(Protocol):
     def start(self) -> None: ...
     def stop(self) -> None: ...
+
+
+HISTORY_S = 600
+
+
+def _is_history(ev: TaskEvent) -> bool:
+    """An event read more than HISTORY_S after it happened (by the node's own log clock)."""
+    at = getattr(ev, "at", None)
+    return at is not None and (datetime.now(UTC) - at).total_seconds() > HISTORY_S
 
 
 class Agent:
@@ -178,10 +188,13 @@ class Agent:
             task.execution_time_ms,
             to_ms(task.finished_at) or now_ms(),
         )
-        # Broadcast once per status reached (a metrics-only merge sends nothing new).
+        # Broadcast once per status reached (a metrics-only merge sends nothing new). History is
+        # never sent: an event already HISTORY_S old when read (the folder's backlog at a first
+        # start, a long-stopped agent catching up) stays local, whatever the federation switches.
         if (
             task.status != old_status
             and task.status in BROADCAST_STATUSES
+            and not _is_history(ev)
             and self.federation.publish_task(task)
         ):
             self._tasks_reported += 1

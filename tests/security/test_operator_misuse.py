@@ -251,3 +251,27 @@ def _no_stats_per_task(seed, agent_factory, spy, task_event):
     assert [s for s in subjects() if s.startswith(("tbfed.v1.stats.", "tbfed.v1.task."))] == []
     page = a.get("/privacy").text
     assert "once per 15-minute window" in page
+
+
+def test_history_in_the_log_folder_is_never_sent(seed, agent_factory, tmp_path):
+    """Opting in on a first start must not publish the folder's backlog (weeks of old tasks)."""
+    import shutil
+
+    from monitor_agent.sources import build_sources
+
+    logs = tmp_path / "logs"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "node-logs" / "debug", logs)
+    a = agent_factory({"ENABLE_FEDERATION": "true", "FEDERATION_SEED_URL": seed.url_for("monitor"),
+                       "NODE_LOG_SOURCE": "files", "NODE_LOG_DIR": str(logs)})  # fmt: skip
+    for source in build_sources(a.config, a.agent):
+        a.agent.register_source(source)
+    wait_for(lambda: a.agent.store.local_stats()["total"] == 600, timeout=30, what="the history read")
+    time.sleep(1.0)
+    sent = [m["subject"] for m in a.agent.outbox_snapshot()]
+    assert not [s for s in sent if s.startswith("tbfed.v1.task.")], "history went out"
+    # a task happening now is sent as before
+    from tests.ingest.nodelog import task_text
+
+    (logs / "debug-2024-01-16.log").open("a").write("\n" + task_text())
+    wait_for(lambda: any(m["subject"].startswith("tbfed.v1.task.") for m in a.agent.outbox_snapshot()),
+             timeout=15, what="a live task sent")  # fmt: skip
