@@ -43,23 +43,18 @@ def test_check_rotation_mints_no_secret_and_is_stable(tmp_path, nats_server_bin)
     natsbin.validate(conf, nats_server_bin)
 
 
-def test_the_shipped_local_inventory_checks_the_example_spec(tmp_path):
+def test_the_shipped_local_inventory_checks_a_rotation_quickly_minting_nothing(tmp_path):
     spec = _spec_copy(tmp_path)
     inventory = tmp_path / "inventory.local.yml"
     shutil.copy(ROOT / "ansible" / "inventory.local.yml", inventory)  # its local-hosts/ lands in tmp
     env = {k: v for k, v in os.environ.items() if k != "SEEDCTL_SPEC"}
-    r = subprocess.run(
-        [SEEDCTL, "deploy", "--spec", str(spec), "-i", str(inventory), "--check"],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "check mode: nothing changes" in r.stdout
-    assert not (tmp_path / "local-hosts" / "seed-1" / "etc" / "nats-seed" / "nats-server.conf").exists()
+    # (the seed playbook with this inventory runs as README.md and docs/operations.md say: tests/docs)
     r = subprocess.run(
         [SEEDCTL, "deploy", "--spec", str(spec), "-i", str(inventory), "--check", "--playbook",
          "rotate-credentials", "--new-user", "monitor-2", "--old-user", "monitor", "--grace-period", "120"],
         capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "Grace period" not in r.stdout or "skipped" in r.stdout
+    assert "check mode: nothing changes" in r.stdout
+    assert not (tmp_path / "local-hosts" / "seed-1" / "etc" / "nats-seed" / "nats-server.conf").exists()
     assert not (spec.parent / "secrets" / "monitor-2.nk").exists(), "--check minted no user"
