@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from seed import deploy, natsbin
 from seed.render import TEMPLATE, _env
 from seed.spec import load_spec
@@ -43,6 +45,7 @@ def test_check_rotation_mints_no_secret_and_is_stable(tmp_path, nats_server_bin)
     natsbin.validate(conf, nats_server_bin)
 
 
+@pytest.mark.timeout(600)  # two converges of the role through ansible-runner
 def test_the_shipped_local_inventory_checks_a_rotation_quickly_minting_nothing(tmp_path):
     spec = _spec_copy(tmp_path)
     inventory = tmp_path / "inventory.local.yml"

@@ -14,6 +14,10 @@ from tests.plugins.tools import require_tool
 from . import mdrun
 from .first_ten_minutes import play
 
+# A document is a whole operator session (tens of commands, servers, an Ansible run): minutes on a
+# loaded 2-core machine, so more than the suite's default per-test timeout.
+pytestmark = pytest.mark.timeout(900)
+
 ROOT = mdrun.ROOT
 FIXTURES = ROOT / "tests" / "fixtures" / "node-logs"
 PLACEHOLDERS = {
