@@ -37,3 +37,24 @@ def test_settings_file_is_private(tmp_path):
     os.chmod(tmp_path / "settings.json.tmp", 0o644)
     save_settings(tmp_path, {"broadcastTasks": False})
     assert stat.S_IMODE((tmp_path / "settings.json").stat().st_mode) == 0o600
+
+
+def test_env_file_paths_are_relative_to_the_file_and_a_typo_is_named(tmp_path):
+    import pytest
+
+    from monitor_agent.config import read_env_file
+    from monitor_agent.errors import ConfigError
+
+    folder = tmp_path / "handed-over"
+    folder.mkdir()
+    (folder / "monitor.env").write_text(
+        "# comment\nFEDERATION_SEED_URL=nats://seed.example.org:4222\nFEDERATION_CREDENTIALS=monitor.nk\n"
+        "export FEDERATION_SUBJECT_PREFIX='tbfed'\n"
+    )
+    env = read_env_file(folder / "monitor.env")
+    assert env["FEDERATION_CREDENTIALS"] == str((folder / "monitor.nk").resolve())
+    assert env["FEDERATION_SUBJECT_PREFIX"] == "tbfed"
+    (folder / "bad.env").write_text("FEDERATION_SEED_URL=nats://x:4222\nFEDERATON_CREDENTIALS=x\n")
+    with pytest.raises(ConfigError) as err:
+        read_env_file(folder / "bad.env")
+    assert f"{folder / 'bad.env'}:2" in str(err.value) and "FEDERATON_CREDENTIALS" in str(err.value)

@@ -127,3 +127,16 @@ def test_outside_the_repository_a_missing_spec_names_the_way_out(tmp_path):
     r = subprocess.run([seedctl, "up"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "spec file not found" in r.stderr and "--spec" in r.stderr and "SEEDCTL_SPEC" in r.stderr
+
+
+def test_an_observers_env_file_turns_sharing_off(tmp_path):
+    path = tmp_path / "seed.yaml"
+    path.write_text(
+        yaml.safe_dump(build_spec_data(free_port, users=[{"name": "observer", "role": "observer"}]))
+    )
+    out = tmp_path / "out"
+    r = _invoke("users", "credentials", "observer", "--out", str(out), "--spec", str(path))
+    assert r.exit_code == 0, r.output
+    text = (out / "observer.env").read_text()
+    assert "FEDERATION_BROADCAST_TASKS=false" in text and "FEDERATION_BROADCAST_STATS=false" in text
+    assert "to share" not in text and str(tmp_path) not in text  # nothing of this machine travels
