@@ -271,10 +271,18 @@ def run(doc: Path, sandbox: Path, *, placeholders: dict[str, str] | None = None,
     text = script(doc_blocks, ports, placeholders or {}, logs)
     (logs / "session.sh").write_text(text)
     started = time.monotonic()
-    proc = subprocess.run(
-        ["bash", str(logs / "session.sh")], cwd=sandbox, env=clean_env(sandbox, ports), capture_output=True,
-        text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    try:
+        proc = subprocess.run(
+            ["bash", str(logs / "session.sh")], cwd=sandbox, env=clean_env(sandbox, ports), capture_output=True,
+            text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:  # still a Run, so the caller's stop() cleans up
+        out = (
+            (exc.stdout or b"").decode(errors="replace")
+            if isinstance(exc.stdout, bytes)
+            else exc.stdout or ""
+        )
+        proc = subprocess.CompletedProcess(exc.cmd, 124, out, f"docs-test: timed out after {timeout} s")
     result = Run(
         doc, sandbox, ports, proc.returncode, proc.stdout + proc.stderr, logs, time.monotonic() - started,
         sum(1 for b in doc_blocks if not b.skip), [b for b in doc_blocks if b.skip],
