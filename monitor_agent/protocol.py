@@ -84,6 +84,8 @@ class FedCode(enum.StrEnum):
     TLS_ERROR = "FED_008"
     VERSION_MISMATCH = "FED_009"
     SUBSCRIPTION_FAILED = "FED_010"
+    HISTORY_MISSING = "FED_011"
+    HISTORY_REFUSED = "FED_012"
 
 
 FED_MEANING = {
@@ -97,6 +99,8 @@ FED_MEANING = {
     FedCode.TLS_ERROR: "TLS certificate error",
     FedCode.VERSION_MISMATCH: "protocol version mismatch",
     FedCode.SUBSCRIPTION_FAILED: "subscription failed",
+    FedCode.HISTORY_MISSING: "seed offers no task history (catch-up skipped)",
+    FedCode.HISTORY_REFUSED: "seed refused reading the task history",
 }
 
 
@@ -133,6 +137,32 @@ def subscribe_subject(prefix: str = DEFAULT_SUBJECT_PREFIX) -> str:
 def node_publish_permission(node_id: str, prefix: str = DEFAULT_SUBJECT_PREFIX) -> str:
     """Publish permission of an enrolled node's own NATS user."""
     return f"{subject_root(prefix)}.*.{node_id}"
+
+
+def history_stream(prefix: str = DEFAULT_SUBJECT_PREFIX) -> str:
+    """The JetStream stream of a federation's task events (spec `history:`): `TBFED_V1_TASKS`."""
+    return f"{subject_root(prefix)}_tasks".replace(".", "_").replace("-", "_").upper()
+
+
+def history_subject(prefix: str = DEFAULT_SUBJECT_PREFIX) -> str:
+    """What the history stream keeps: task events only (presence and stats are live-only)."""
+    return f"{subject_root(prefix)}.{KIND_TASK}.>"
+
+
+def history_read_permissions(prefix: str = DEFAULT_SUBJECT_PREFIX) -> list[str]:
+    """The JetStream API subjects a receiver may publish to read the history stream, and nothing else:
+    stream info, (ephemeral/ordered) consumer create, next-message requests, acks and flow control
+    (nats-server server/jetstream_api.go: JSApiStreamInfo, JSApiConsumerCreate(Ex), JSApiRequestNext;
+    $JS.ACK / $JS.FC reply subjects). No purge, delete, update or message-delete subject."""
+    s = history_stream(prefix)
+    return [
+        f"$JS.API.STREAM.INFO.{s}",
+        f"$JS.API.CONSUMER.CREATE.{s}",
+        f"$JS.API.CONSUMER.CREATE.{s}.>",
+        f"$JS.API.CONSUMER.MSG.NEXT.{s}.>",
+        f"$JS.ACK.{s}.>",
+        f"$JS.FC.{s}.>",
+    ]
 
 
 # ---- wire messages (msgspec: strict types, unknown fields ignored) ----

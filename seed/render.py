@@ -15,7 +15,13 @@ from pathlib import Path
 
 import jinja2
 
-from monitor_agent.protocol import node_publish_permission, subject_root, subscribe_subject
+from monitor_agent.protocol import (
+    history_read_permissions,
+    history_stream,
+    node_publish_permission,
+    subject_root,
+    subscribe_subject,
+)
 
 from . import enroll, secrets
 from .spec import ROLES, ServerSpec, Spec, SpecError, UserSpec
@@ -24,6 +30,10 @@ TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE = "nats-server.conf.j2"
 CONF_NAME = "nats-server.conf"
 INBOX = "_INBOX.>"
+# The FED-account user seedctl creates/updates the history stream with (spec `history:` only).
+HISTORY_MANAGER = "seedctl-history"
+JETSTREAM_DIR = "jetstream"
+JETSTREAM_MAX_MEMORY = 64 * 1024 * 1024  # ordered consumers' state only: the stream is on disk
 
 
 @lru_cache(maxsize=1)
@@ -45,25 +55,45 @@ def quote(value: object) -> str:
     return json.dumps(str(value))
 
 
-def permissions(user: UserSpec, prefix: str) -> dict[str, dict[str, list[str]]]:
+def permissions(user: UserSpec, prefix: str, history: bool = False) -> dict[str, dict[str, list[str]]]:
     """The NATS permissions of a user's role: the only place roles become subjects."""
     fed = subscribe_subject(prefix)
     receive = {"allow": [fed, INBOX]}
+    # With `history:` receivers may also read (never purge or delete) the task history stream.
+    read = history_read_permissions(prefix) if history else []
     if user.role == "admin":
         return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
+    if user.role == "history":
+        stream = history_stream(prefix)
+        verbs = ("STREAM.CREATE", "STREAM.UPDATE", "STREAM.INFO")
+        return {"publish": {"allow": [f"$JS.API.{v}.{stream}" for v in verbs]}, "subscribe": {"allow": [INBOX]}}
     if user.role == "monitor":
         # Open federation: any node id may be published by the shared user (nothing outside tbfed.v1).
-        return {"publish": {"allow": [fed]}, "subscribe": receive}
+        return {"publish": {"allow": [fed, *read]}, "subscribe": receive}
     if user.role == "enrolled":
-        return {"publish": {"allow": [node_publish_permission(user.name, prefix)]}, "subscribe": receive}
+        return {"publish": {"allow": [node_publish_permission(user.name, prefix), *read]}, "subscribe": receive}
     if user.role == "observer":
-        return {"publish": {"deny": [">"]}, "subscribe": receive}
+        return {"publish": {"allow": read} if read else {"deny": [">"]}, "subscribe": receive}
     out: dict[str, dict[str, list[str]]] = {}
     if user.publish:
         out["publish"] = {"allow": list(user.publish)}
     if user.subscribe:
         out["subscribe"] = {"allow": list(user.subscribe)}
     return out
+
+
+def history_manager(spec: Spec) -> UserSpec | None:
+    """The FED-account user `seedctl` manages the history stream with (password in the secrets dir)."""
+    if spec.history is None or spec.auth.operator:
+        return None
+    return UserSpec(name=HISTORY_MANAGER, role="history")
+
+
+def config_users(spec: Spec) -> list[UserSpec]:
+    """Every user the server config lists: the effective users, then the history manager."""
+    users = [] if spec.auth.operator else effective_users(spec)
+    manager = history_manager(spec)
+    return users + [manager] if manager else users
 
 
 def effective_users(spec: Spec) -> list[UserSpec]:
@@ -199,7 +229,7 @@ def context(
     spec: Spec, server: ServerSpec, hashes: dict[str, str] | None = None, route_pw: str | None = None
 ) -> dict:
     """Everything the template reads, as plain data (`route_pw`: another route password)."""
-    users = [] if spec.auth.operator else effective_users(spec)
+    users = config_users(spec)
     if hashes is None:
         hashes = {u.name: user_hash(spec, u) for u in users}
     entries = [
@@ -210,7 +240,7 @@ def context(
             # The same permissions whichever way a user authenticates.
             "hash": hashes[u.name] if u.auth == "password" else None,
             "nkey": hashes[u.name] if u.auth == "nkey" else None,
-            "permissions": permissions(u, spec.subject_prefix),
+            "permissions": permissions(u, spec.subject_prefix, spec.history is not None),
         }
         for u in users
     ]
@@ -240,12 +270,26 @@ def context(
             "lame_duck_grace_period_s": spec.limits.lame_duck_grace_period_s,
         },
         "tls": tls,
+        "jetstream": jetstream_context(spec, server),
         "cluster": cluster,
         "system_account": spec.system_account,
         "operator": enroll.render_context(spec, server),
         "subject_root": subject_root(spec.subject_prefix),
         "sys_users": [e for e in entries if e["role"] == "admin" and spec.system_account],
         "fed_users": [e for e in entries if e["role"] != "admin" or not spec.system_account],
+    }
+
+
+def jetstream_context(spec: Spec, server: ServerSpec) -> dict | None:
+    """The template's `jetstream` block (spec `history:` only): store under the state dir, limits."""
+    h = spec.history
+    if h is None:
+        return None
+    return {
+        "store_dir": str(spec.state_dir / server.name / JETSTREAM_DIR),
+        # The stream's own max_bytes discards old events first; the server limit leaves headroom.
+        "max_file_store": h.max_bytes + h.max_bytes // 4,
+        "max_memory_store": JETSTREAM_MAX_MEMORY,
     }
 
 
@@ -258,7 +302,7 @@ def all_hashes(spec: Spec) -> dict[str, str]:
     """Every user's server-side credential: bcrypt hash (cached in the secrets dir) or public nkey."""
     if spec.auth.operator:  # no users in an operator-mode config
         return {}
-    return {u.name: user_hash(spec, u) for u in effective_users(spec)}
+    return {u.name: user_hash(spec, u) for u in config_users(spec)}
 
 
 def render_all(spec: Spec, out_dir: Path | None = None, names: list[str] | None = None) -> dict[str, Path]:

@@ -128,6 +128,16 @@ class UserSpec:
     public_key: str | None = None  # an nkey user enrolled by request: only its public key is known
 
 
+@dataclass(frozen=True, slots=True)
+class HistorySpec:
+    """`history:` the seeds keep the federation's signed task events in a JetStream stream for
+    `max_age_s` (at most `max_bytes`, oldest discarded) so an agent back from an outage catches up."""
+
+    max_age_s: int = 86_400
+    max_bytes: int = 1 << 30
+    replicas: int = 1  # `auto`: 3 on a cluster of 3+ servers, else the number of servers
+
+
 AUTH_MODES = ("static", "operator")
 RESOLVER_TYPES = ("full",)
 
@@ -173,6 +183,7 @@ class Spec:
     auth: AuthSpec = field(default_factory=AuthSpec)
     route_auth: RouteAuthSpec | None = field(default_factory=RouteAuthSpec)  # None: `cluster.auth: none`
     route_tls: RouteTLSSpec | None = None
+    history: HistorySpec | None = None  # None: no JetStream at all (the config renders as before)
 
     @property
     def names(self) -> list[str]:
@@ -419,7 +430,9 @@ _TOP = (
     "rendered_dir",
     "system_account",
     "auth",
+    "history",
 )
+_HISTORY = ("max_age", "max_bytes", "replicas")
 _SERVER = ("name", "host", "client_port", "cluster_port", "monitor_host", "monitor_port", "public_host")
 _TLS = ("cert", "key", "client_ca", "timeout_s")
 _CLUSTER = ("name", "auth", "tls")
@@ -534,6 +547,8 @@ def parse_spec(root: _Node, path: Path) -> Spec:
                 "`seedctl enroll approve` (user JWTs); drop users: or use auth.mode static"
             )
 
+    history = _history(r, top, servers, auth)
+
     return Spec(
         path=path.resolve(),
         servers=servers,
@@ -551,7 +566,57 @@ def parse_spec(root: _Node, path: Path) -> Spec:
         auth=auth,
         route_auth=route_auth,
         route_tls=route_tls,
+        history=history,
     )
+
+
+_DURATION_RE = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+_DURATION_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+_SIZE_RE = re.compile(r"^(\d+)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$")
+_SIZE_UNIT = {
+    None: 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+    "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+}  # fmt: skip
+
+
+def _history(r: _Reader, top: dict, servers: tuple[ServerSpec, ...], auth: AuthSpec) -> HistorySpec | None:
+    if "history" not in top or top["history"].value is None:
+        return None
+    node = top["history"]
+    hm = r.mapping(node, "history", _HISTORY)
+    if auth.operator:
+        raise r.fail(node, "history", "needs auth.mode static (operator-mode accounts get JetStream in a later release)")
+    d = HistorySpec()
+    max_age = d.max_age_s
+    if hm.get("max_age") is not None and hm["max_age"].value is not None:
+        a = hm["max_age"]
+        m = _DURATION_RE.match(str(a.value)) if isinstance(a.value, str) else None
+        if not m:
+            raise r.fail(a, "history.max_age", f"{a.value!r} is not a duration like 90s, 30m, 24h or 7d")
+        max_age = int(m.group(1)) * _DURATION_UNIT[m.group(2)]
+        if not 60 <= max_age <= 365 * 86_400:
+            raise r.fail(a, "history.max_age", f"{a.value!r} is out of range 1m..365d")
+    max_bytes = d.max_bytes
+    if hm.get("max_bytes") is not None and hm["max_bytes"].value is not None:
+        b = hm["max_bytes"]
+        m = _SIZE_RE.match(str(b.value)) if isinstance(b.value, int | str) and not isinstance(b.value, bool) else None
+        if not m:
+            raise r.fail(b, "history.max_bytes", f"{b.value!r} is not a size like 512MiB or 1GiB")
+        max_bytes = int(m.group(1)) * _SIZE_UNIT[m.group(2)]
+        if not 1 << 20 <= max_bytes <= 1 << 50:
+            raise r.fail(b, "history.max_bytes", f"{b.value!r} is out of range 1MiB..1PiB")
+    n = len(servers)
+    replicas = min(3, n)
+    rep = hm.get("replicas")
+    if rep is not None and rep.value is not None and rep.value != "auto":
+        if isinstance(rep.value, bool) or not isinstance(rep.value, int) or not 1 <= rep.value <= 5:
+            raise r.fail(rep, "history.replicas", f"expected auto or 1..5, got {rep.value!r}")
+        if rep.value > n:
+            raise r.fail(rep, "history.replicas", f"{rep.value} replicas need as many servers (the spec has {n})")
+        replicas = rep.value
+    if n > 1 and any(s.cluster_port is None for s in servers):
+        raise r.fail(node, "history", "every server needs a cluster_port: JetStream replicates over the routes")
+    return HistorySpec(max_age_s=max_age, max_bytes=max_bytes, replicas=replicas)
 
 
 def _seconds(r: _Reader, m: dict, name: str, default: float) -> float:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..history import HistoryError
 from ..lifecycle import LifecycleError
 from ..natsbin import NatsServerError
 from ..secrets import SecretError
@@ -92,7 +93,7 @@ def handle_errors(f):
             return f(*args, **kwargs)
         except SpecError as exc:
             fail(f"invalid spec: {exc}", EXIT_SPEC)
-        except (LifecycleError, NatsServerError, SecretError, OSError) as exc:
+        except (LifecycleError, NatsServerError, SecretError, HistoryError, OSError) as exc:
             fail(str(exc))
 
     return wrapper

@@ -53,3 +53,7 @@ def command(
     """
     spec = open_spec(spec_path, servers)
     lifecycle.reload(spec, list(servers) or None, state_dir, binary, timeout, progress=click.echo, via=via)
+    if spec.history is not None:  # spec `history:`: the task-event stream exists with the spec's limits
+        from .. import history
+
+        click.echo(history.describe(history.ensure_stream(spec, timeout=max(timeout, 30.0)), spec))

@@ -44,3 +44,7 @@ def command(
         f"{healthy}/{len(states)} server(s) healthy in {took:.2f}s; clients: {', '.join(spec.client_urls)}"
     )
     click.echo(f"state (pid, log, live config): {state_dir or spec.state_dir}")
+    if spec.history is not None:  # spec `history:`: the task-event stream exists with the spec's limits
+        from .. import history
+
+        click.echo(history.describe(history.ensure_stream(spec, timeout=max(timeout, 30.0)), spec))

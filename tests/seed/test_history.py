@@ -1,0 +1,134 @@
+"""Spec `history:` (issue 16): JetStream on the seeds only when asked for, with the spec's limits.
+
+Parsing (typed, file:line errors), rendering (no `history` -> the config is what it was: no
+JetStream anywhere), and a real nats-server where `seedctl`'s stream keeps task events only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import nats
+import pytest
+
+from monitor_agent.protocol import history_stream
+from seed import history, natsbin, render
+from seed.spec import SpecError, load_spec
+
+BASE = """\
+name: t
+servers:
+  - name: seed-1
+    client_port: 14222
+    monitor_port: 18222
+users:
+  - {name: admin, role: admin}
+  - {name: monitor, role: monitor}
+  - {name: observer, role: observer}
+"""
+
+CLUSTER = """\
+name: t
+servers:
+  - {name: seed-1, client_port: 14222, cluster_port: 16222, monitor_port: 18222}
+  - {name: seed-2, client_port: 14223, cluster_port: 16223, monitor_port: 18223}
+  - {name: seed-3, client_port: 14224, cluster_port: 16224, monitor_port: 18224}
+users:
+  - {name: admin, role: admin}
+  - {name: monitor, role: monitor}
+history: {max_age: 24h, max_bytes: 1GiB, replicas: auto}
+"""
+
+
+def _spec(tmp_path, text):
+    p = tmp_path / "seed.yaml"
+    p.write_text(text)
+    return load_spec(p)
+
+
+def test_history_limits_and_auto_replicas(tmp_path):
+    single = _spec(tmp_path, BASE + "history: {max_age: 24h, max_bytes: 1GiB, replicas: auto}\n")
+    assert (single.history.max_age_s, single.history.max_bytes, single.history.replicas) == (86_400, 1 << 30, 1)
+    assert _spec(tmp_path, CLUSTER).history.replicas == 3
+    assert _spec(tmp_path, BASE).history is None
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "problem"),
+    [
+        ("history: {max_age: 24 hours}", "history.max_age", "not a duration"),
+        ("history: {max_bytes: lots}", "history.max_bytes", "not a size"),
+        ("history: {replicas: 3}", "history.replicas", "need as many servers"),
+        ("history: {keep: forever}", "history.keep", "unknown key"),
+    ],
+)
+def test_bad_history_is_refused_with_file_line_and_field(tmp_path, line, field, problem):
+    with pytest.raises(SpecError) as err:
+        _spec(tmp_path, BASE + line + "\n")
+    text = str(err.value)
+    assert f"seed.yaml:{BASE.count(chr(10)) + 1}" in text and field in text and problem in text
+
+
+def _strip_history(text: str) -> str:
+    """A history config minus what `history:` adds: must equal the config without it."""
+    text = re.sub(r"\n# Spec `history:`.*?\n}\n", "", text, flags=re.S)
+    text = text.replace("    jetstream: enabled\n", "")
+    text = re.sub(r'      # history\n      \{user: "seedctl-history".*?\}\}\n', "", text, flags=re.S)
+    text = re.sub(r', "\$JS\.[^"]*"', "", text)
+    return text
+
+
+def test_without_history_the_config_is_unchanged_and_has_no_jetstream(tmp_path, nats_server_bin):
+    plain = _spec(tmp_path, BASE)
+    hashes = render.all_hashes(plain)
+    without = render.render_server(plain, plain.servers[0], hashes)
+    assert "jetstream" not in without.lower() and "$JS" not in without and "seedctl-history" not in without
+    with_history = _spec(tmp_path, BASE + "history: {max_age: 1h, max_bytes: 64MiB}\n")
+    text = render.render_server(with_history, with_history.servers[0])
+    assert "jetstream {" in text and "jetstream: enabled" in text
+    assert f'store_dir: "{with_history.state_dir / "seed-1" / "jetstream"}"' in text
+    # Observers only gain the read subjects (their publish deny-all becomes an allow-list of them).
+    text = text.replace(
+        'publish: { allow: ["' + '", "'.join(render.history_read_permissions(plain.subject_prefix)) + '"] }',
+        'publish: { deny: [">"] }',
+    )
+    assert _strip_history(text) == without
+    written = render.render_all(with_history)
+    assert natsbin.validate(written["seed-1"], nats_server_bin).startswith("sha256:")
+
+
+def test_cluster_config_has_what_jetstream_clustering_needs(tmp_path, nats_server_bin):
+    spec = _spec(tmp_path, CLUSTER)
+    for server in spec.servers:
+        text = render.render_server(spec, server)
+        assert f'server_name: "{server.name}"' in text
+        assert "cluster {" in text and 'name: "tbfed-seeds"' in text and "jetstream {" in text
+        assert str(spec.state_dir / server.name / "jetstream") in text
+    for path in render.render_all(spec).values():
+        assert natsbin.validate(path, nats_server_bin).startswith("sha256:")
+
+
+async def _publish_and_count(url: str, stream: str) -> tuple[int, list[str]]:
+    nc = await nats.connect(url)
+    try:
+        await nc.publish("tbfed.v1.task.node-aaaaaaaaaa", b"{}")
+        await nc.publish("tbfed.v1.stats.node-aaaaaaaaaa", b"{}")
+        await nc.publish("tbfed.v1.presence.node-aaaaaaaaaa", b"{}")
+        await nc.flush()
+        await asyncio.sleep(0.3)
+        js = nc.jetstream()
+        info = await js.stream_info(stream)
+        return info.state.messages, info.config.subjects
+    finally:
+        await nc.close()
+
+
+def test_seedctl_stream_keeps_task_events_only(seed_factory):
+    s = seed_factory(history={"max_age": "1h", "max_bytes": "64MiB"})
+    state = history.ensure_stream(s.spec, timeout=20)
+    assert state.created and state.replicas == 1
+    again = history.ensure_stream(s.spec, timeout=20)  # `seedctl reload` again: updated, not duplicated
+    assert not again.created
+    messages, subjects = asyncio.run(_publish_and_count(s.url_for("monitor"), history_stream()))
+    assert subjects == ["tbfed.v1.task.>"] and messages == 1
