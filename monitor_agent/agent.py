@@ -212,6 +212,7 @@ class Agent:
             "state": fields["state"],
             "nodeId": self.identity.node_id,
             "lastError": last_error,
+            "catchUp": fields["catchUp"],
             "stats": {
                 "connectedPeers": stats["connectedPeers"],
                 "tasks24h": stats["tasks24h"],

@@ -50,6 +50,7 @@ class Config:
     broadcast_tasks: bool = True
     broadcast_stats: bool = True
     receive_enabled: bool = True
+    catch_up: bool = True  # read missed task events from the seeds' history stream on (re)connect
     task_retention_days: int = 7
     reconnect_timeout_ms: int = 5000
     broadcast_interval_ms: int = 1000
@@ -282,6 +283,7 @@ _ENV = {
     "FEDERATION_BROADCAST_TASKS": ("broadcast_tasks", _bool),
     "FEDERATION_BROADCAST_STATS": ("broadcast_stats", _bool),
     "FEDERATION_RECEIVE_ENABLED": ("receive_enabled", _bool),
+    "FEDERATION_CATCH_UP": ("catch_up", _bool),
     "FEDERATION_TASK_RETENTION_DAYS": ("task_retention_days", lambda n, r: _int(n, r, 1, 3650)),
     "FEDERATION_RECONNECT_TIMEOUT": ("reconnect_timeout_ms", lambda n, r: _int(n, r, 100, 600_000)),
     "FEDERATION_BROADCAST_INTERVAL_MS": (

@@ -643,6 +643,11 @@ class Store:
             peer = self._peers.get(node_id)
             return None if peer is None else peer.pinned_key
 
+    def last_federation_received_at(self) -> int | None:
+        """When the newest stored federation task event arrived (epoch ms; None: none stored)."""
+        row = self._reader().execute("SELECT MAX(received_at) FROM federation_tasks").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def get_meta(self, key: str) -> str | None:
         row = self._reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]

@@ -594,8 +594,8 @@ def _history(r: _Reader, top: dict, servers: tuple[ServerSpec, ...], auth: AuthS
         if not m:
             raise r.fail(a, "history.max_age", f"{a.value!r} is not a duration like 90s, 30m, 24h or 7d")
         max_age = int(m.group(1)) * _DURATION_UNIT[m.group(2)]
-        if not 60 <= max_age <= 365 * 86_400:
-            raise r.fail(a, "history.max_age", f"{a.value!r} is out of range 1m..365d")
+        if not 10 <= max_age <= 365 * 86_400:
+            raise r.fail(a, "history.max_age", f"{a.value!r} is out of range 10s..365d")
     max_bytes = d.max_bytes
     if hm.get("max_bytes") is not None and hm["max_bytes"].value is not None:
         b = hm["max_bytes"]

@@ -61,6 +61,8 @@ from ..protocol import (
     STATS_PRIVATE_BUCKET_S,
     FedCode,
     FederationState,
+    history_stream,
+    history_subject,
     subject_for,
     subscribe_subject,
 )
@@ -79,6 +81,11 @@ OUTBOX_SNAPSHOT = 500
 ERROR_LOG_QUIET_S = 60.0
 CONNECT_TIMEOUT_S = 5
 CREDENTIALS_POLL_S = 2.0
+# Catch-up (issue 16): start a little before the newest stored event (clock skew between seeds,
+# events published in the same second); dedupe and the store's UNIQUE key absorb the overlap.
+CATCH_UP_OVERLAP_S = 5.0
+CATCH_UP_IDLE_S = 3.0  # nothing more from the ordered consumer for this long: caught up
+CATCH_UP_PROGRESS_EVERY = 200  # a `federation_catchup` WebSocket event every N events read
 
 
 class _Outgoing:
@@ -210,6 +217,20 @@ class FederationClient:
         self._tls = False
         self._node_creds: NodeCredentials | None = None
         self._server_closed: asyncio.Event | None = None
+        self._catch_up_task: asyncio.Task | None = None
+        self._js_refused: str | None = None  # the last $JS.* subject the seed refused us
+        self.catch_up: dict[str, Any] = {
+            "catchingUp": False,
+            "historyOffered": None,  # None: not known yet; False: the seeds keep no history
+            "code": None,  # FED_011 (no history on the seeds) or FED_012 (reading it refused)
+            "read": 0,
+            "accepted": 0,
+            "dropped": 0,
+            "pending": 0,
+            "since": None,
+            "lastCompletedAt": None,
+            "maxAgeS": None,
+        }
 
     # ---- thread-safe surface ----
 
@@ -297,6 +318,7 @@ class FederationClient:
             "state": self.state.value,
             "connected": self.state in CONNECTED_STATES,
             "lastError": self.last_error,
+            "catchUp": dict(self.catch_up),
         }
 
     def counters(self) -> dict[str, Any]:
@@ -477,6 +499,8 @@ class FederationClient:
             stop_wait = asyncio.create_task(self._stop_event.wait())
             closed_wait = asyncio.create_task(self._server_closed.wait())
             await asyncio.wait({stop_wait, closed_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if self._catch_up_task is not None:
+                tasks.append(self._catch_up_task)
             for t in (*tasks, stop_wait, closed_wait):
                 t.cancel()
             await asyncio.gather(*tasks, stop_wait, closed_wait, return_exceptions=True)
@@ -607,6 +631,7 @@ class FederationClient:
         self._stats_dirty = True
         if self._wake is not None:
             self._wake.set()
+        self._start_catch_up()
 
     async def _sync_subscription(self) -> None:
         nc = self._nc
@@ -672,6 +697,12 @@ class FederationClient:
         if code == FedCode.AUTH_FAILED:
             message = self._auth_failed_message(message)
         refused = _PUBLISH_REFUSED_RE.search(str(exc))
+        if refused is not None and refused.group(1).upper().startswith("$JS."):
+            # A JetStream request of the catch-up: a seed without `history:` grants none. The catch-up
+            # reports it (FED_011/FED_012); our federation publishes are not affected.
+            self._js_refused = refused.group(1)
+            self.metrics.errors.labels(code=code.value).inc()
+            return
         if refused is not None:
             self.record_error(code, self._publish_refused_message(refused.group(1)))
             if self.state == FederationState.CONNECTED:
@@ -860,12 +891,25 @@ class FederationClient:
     # ---- receive ----
 
     async def _on_message(self, msg: Msg) -> None:
+        now = time.time()
+        self._receive(self.pipeline, msg.subject, msg.data, msg.headers, now, int(now * 1000))
+
+    def _receive(
+        self,
+        pipeline: ReceivePipeline,
+        subject: str,
+        data: bytes,
+        headers: dict[str, str] | None,
+        now: float,
+        at_ms: int,
+    ) -> bool:
+        """The one receive path, live and catch-up alike: pipeline rules, then the store.
+        `now` is the clock the rules run on (wall clock live, stream time on catch-up)."""
         with self.counters_lock:
             self.received += 1
         if not self.receive_enabled:  # in flight while unsubscribing
-            return
-        now = time.time()
-        verdict = self.pipeline.process(msg.subject, msg.data, msg.headers, now)
+            return False
+        verdict = pipeline.process(subject, data, headers, now)
         with self.counters_lock:
             if not isinstance(verdict, Accepted):
                 self.drops[verdict.reason] = self.drops.get(verdict.reason, 0) + 1
@@ -874,11 +918,10 @@ class FederationClient:
         if not isinstance(verdict, Accepted):
             self.metrics.drop(verdict.reason)
             if verdict.reason not in ("own", "duplicate"):
-                log.debug("dropped message on %s: %s (%s)", msg.subject, verdict.reason, verdict.detail)
-            return
+                log.debug("dropped message on %s: %s (%s)", subject, verdict.reason, verdict.detail)
+            return False
         self.metrics.received.labels(kind=verdict.kind).inc()
         m = verdict.message
-        at_ms = int(now * 1000)
         pin = verdict.key if verdict.new_pin else None
         if verdict.kind == KIND_TASK:
             self.store.enqueue_peer(m.nodeId, at_ms, pinned_key=pin)
@@ -916,6 +959,122 @@ class FederationClient:
                 "avgExecutionMs": m.avgExecutionMs,
             }
             self.store.enqueue_peer(m.nodeId, at_ms, stats=stats, pinned_key=pin)
+        return True
+
+    # ---- catch-up from the seeds' task history (issue 16, PROTOCOL.md "Task history") ----
+
+    def _start_catch_up(self) -> None:
+        if not self.config.catch_up or not self.receive_enabled or self._nc is None:
+            return
+        if self._catch_up_task is not None and not self._catch_up_task.done():
+            self._catch_up_task.cancel()  # a new connection: start over from what is stored now
+        self._catch_up_task = asyncio.get_running_loop().create_task(self._catch_up(self._nc))
+
+    def _catch_up_event(self) -> None:
+        self.emit("federation_catchup", dict(self.catch_up))
+
+    async def _catch_up(self, nc: nats.NATS) -> None:
+        """Read what this node missed from the history stream, through the receive pipeline."""
+        from nats.js.api import ConsumerConfig, DeliverPolicy
+        from nats.js.errors import NotFoundError, ServiceUnavailableError
+
+        stream = history_stream(self.config.subject_prefix)
+        js = nc.jetstream(timeout=CONNECT_TIMEOUT_S)
+        self._js_refused = None
+        try:
+            try:
+                info = await js.stream_info(stream)
+            except TimeoutError:
+                if self._js_refused is None:
+                    raise
+                raise NotFoundError from None  # not granted: this seed offers us no history
+        except (NotFoundError, ServiceUnavailableError, nats.errors.NoRespondersError):
+            # Informational, not lastError: a federation without `history:` is a normal setup.
+            self.catch_up.update(historyOffered=False, code=FedCode.HISTORY_MISSING.value)
+            self.metrics.errors.labels(code=FedCode.HISTORY_MISSING.value).inc()
+            log.info(
+                "%s: the seeds keep no task history (no stream %s): events missed while this node was "
+                "offline stay missing (a seed operator enables it with `history:` in the seed spec)",
+                FedCode.HISTORY_MISSING.value,
+                stream,
+            )
+            self._catch_up_event()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.catch_up.update(historyOffered=None, code=FedCode.HISTORY_REFUSED.value)
+            self.record_error(FedCode.HISTORY_REFUSED, f"cannot read the task history {stream}: {describe(exc)}")
+            self._catch_up_event()
+            return
+        max_age = float(info.config.max_age or 0)
+        now = time.time()
+        last_ms = await asyncio.to_thread(self.store.last_federation_received_at)
+        start = None if last_ms is None else last_ms / 1000 - CATCH_UP_OVERLAP_S
+        if max_age and start is not None and start < now - max_age:
+            start = None  # the hole is older than the history: everything it still holds
+        self.catch_up.update(
+            historyOffered=True,
+            catchingUp=True,
+            code=None,
+            read=0,
+            accepted=0,
+            dropped=0,
+            pending=int(info.state.messages),
+            since=None if start is None else datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            maxAgeS=int(max_age) or None,
+        )
+        self._catch_up_event()
+        if start is None:
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+        else:
+            config = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=datetime.fromtimestamp(start, UTC)
+            )
+        replay = self.pipeline.for_replay()
+        sub = None
+        try:
+            if info.state.messages:
+                sub = await js.subscribe(
+                    history_subject(self.config.subject_prefix),
+                    stream=stream,
+                    ordered_consumer=True,
+                    config=config,
+                    pending_msgs_limit=200_000,
+                )
+                while True:
+                    try:
+                        msg = await sub.next_msg(timeout=CATCH_UP_IDLE_S)
+                    except TimeoutError:
+                        break
+                    meta = msg.metadata
+                    ts = meta.timestamp.timestamp() if meta.timestamp else time.time()
+                    ok = self._receive(replay, msg.subject, msg.data, msg.headers, ts, int(ts * 1000))
+                    c = self.catch_up
+                    c["read"] += 1
+                    c["accepted" if ok else "dropped"] += 1
+                    c["pending"] = int(meta.num_pending)
+                    if c["read"] % CATCH_UP_PROGRESS_EVERY == 0:
+                        self._catch_up_event()
+                    if meta.num_pending == 0:
+                        break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.catch_up["code"] = FedCode.HISTORY_REFUSED.value
+            why = f"the seed refused {self._js_refused}" if self._js_refused else describe(exc)
+            self.record_error(FedCode.HISTORY_REFUSED, f"catch-up from {stream} stopped: {why}")
+        finally:
+            if sub is not None:
+                try:
+                    await sub.unsubscribe()
+                except Exception as exc:
+                    log.debug("catch-up unsubscribe: %s", describe(exc))
+            self.catch_up["catchingUp"] = False
+        self.catch_up["lastCompletedAt"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        c = self.catch_up
+        log.info("catch-up from %s: %d read, %d accepted, %d dropped", stream, c["read"], c["accepted"], c["dropped"])
+        self._catch_up_event()
 
     def _pinned_key(self, node_id: str) -> str | None:
         return self.store.pinned_key(node_id)

@@ -235,6 +235,23 @@ class ReceivePipeline:
             return Dropped("key_mismatch", "derived nodeId does not match its key")
         return None
 
+    def for_replay(self) -> ReceivePipeline:
+        """A sibling for history catch-up (issue 16): the same rules, key pins, key cache and
+        dedupe memory, but its own token buckets, which the caller runs on the events' stream
+        time instead of the wall clock: a sender is held to the rate it had when it published,
+        and a 10-minute backlog arriving in seconds is not mistaken for a flood."""
+        sibling = ReceivePipeline(
+            self.own_node_id,
+            prefix=self.root[:-1].rsplit(".v", 1)[0],
+            require_signatures=self.require_signatures,
+            pinned_key=self.pinned_key,
+        )
+        sibling.root = self.root
+        sibling._recent = self._recent
+        sibling._keys = self._keys
+        sibling._pins_here = self._pins_here
+        return sibling
+
     def forget(self) -> None:
         """Drop dedupe memory and local pins (after the operator clears federation data)."""
         self._recent.clear()

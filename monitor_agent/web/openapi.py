@@ -81,6 +81,20 @@ SCHEMAS: dict[str, Any] = {
             "state": {"type": "string", "enum": [s.value for s in FederationState]},
             "nodeId": {"type": ["string", "null"]},
             "lastError": {"oneOf": [{"type": "null"}, _ref("FederationError")]},
+            "catchUp": _obj(
+                {
+                    "catchingUp": {"type": "boolean"},
+                    "historyOffered": {"type": ["boolean", "null"]},
+                    "code": {"type": ["string", "null"], "pattern": "^FED_0[0-9][0-9]$"},
+                    "read": {"type": "integer", "minimum": 0},
+                    "accepted": {"type": "integer", "minimum": 0},
+                    "dropped": {"type": "integer", "minimum": 0},
+                    "pending": {"type": "integer", "minimum": 0},
+                    "since": NULLABLE_TIMESTAMP,
+                    "lastCompletedAt": NULLABLE_TIMESTAMP,
+                    "maxAgeS": NULLABLE_INT,
+                }
+            ),
             "stats": _obj(
                 {
                     "connectedPeers": {"type": "integer", "minimum": 0},

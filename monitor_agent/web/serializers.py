@@ -147,11 +147,31 @@ def status(raw: Mapping[str, Any]) -> dict[str, Any]:
         "state": raw.get("state") or "DISABLED",
         "nodeId": raw.get("nodeId"),
         "lastError": error_event(last) if last else None,
+        "catchUp": catch_up(raw.get("catchUp")),
         "stats": {
             k: (_int(stats.get(k)) if k == "avgExecutionMs" else _int(stats.get(k)) or 0)
             for k in _STATUS_STATS
         },
     }
+
+
+_CATCH_UP_COUNTS = ("read", "accepted", "dropped", "pending", "maxAgeS")
+
+
+def catch_up(raw: Any) -> dict[str, Any]:
+    """The status API's `catchUp` (PROTOCOL.md §6): history catch-up progress, typed."""
+    raw = raw if isinstance(raw, Mapping) else {}
+    offered = raw.get("historyOffered")
+    out: dict[str, Any] = {
+        "catchingUp": bool(raw.get("catchingUp")),
+        "historyOffered": offered if isinstance(offered, bool) else None,
+        "code": str(raw["code"]) if raw.get("code") else None,
+        "since": ts(raw.get("since")) if raw.get("since") else None,
+        "lastCompletedAt": ts(raw.get("lastCompletedAt")) if raw.get("lastCompletedAt") else None,
+    }
+    for k in _CATCH_UP_COUNTS:
+        out[k] = _int(raw.get(k)) if k == "maxAgeS" else _int(raw.get(k)) or 0
+    return out
 
 
 def error_event(raw: Any) -> dict[str, Any]:
