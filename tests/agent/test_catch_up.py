@@ -160,3 +160,45 @@ def test_status_api_and_privacy_tab_say_the_seeds_keep_history(history_seed, age
     assert body["catchUp"]["historyOffered"] is True and body["catchUp"]["maxAgeS"] == 3600
     page = running.client.get("/privacy").text
     assert "The seeds keep task events" in page and "1.0 hours" in page
+
+
+async def _stream_leader(url: str) -> str:
+    import nats as nats_py
+
+    from monitor_agent.protocol import history_stream
+
+    nc = await nats_py.connect(url)
+    try:
+        info = await nc.jetstream().stream_info(history_stream())
+        return info.cluster.leader
+    finally:
+        await nc.close()
+
+
+@pytest.mark.slow
+def test_three_seed_history_survives_a_seed_killed_during_catch_up(seed_factory, make_agent, raw_nats, tmp_path):
+    import asyncio
+    import os
+    import signal
+
+    s = seed_factory(servers=3, history={"max_age": "1h", "max_bytes": "64MiB"})
+    state = history.ensure_stream(s.spec, timeout=60)
+    assert state.replicas == 3
+    urls = [s.url_for("monitor", i) for i in range(3)]
+    raw = raw_nats(urls[0])
+    members = [load_identity(tmp_path / f"m{i}") for i in range(20)]
+    for i, member in enumerate(members):  # 20 members x 100 tasks: 2 000 events in the history
+        _publish_tasks(raw, member, range(i * 1000, i * 1000 + 100))
+    wait_for(lambda: history.ensure_stream(s.spec, timeout=30).messages == 2000, timeout=30, what="2000 stored")
+    leader = asyncio.run(_stream_leader(urls[0]))
+
+    a = make_agent(agent_env(",".join(urls), tmp_path / "a", FEDERATION_RECONNECT_TIMEOUT="500"))
+    wait_for(lambda: a.status()["catchUp"]["read"] > 0, timeout=20, what="catch-up under way")
+    os.kill(s.pid(leader), signal.SIGKILL)  # the stream's leader dies mid catch-up
+    def total() -> int:
+        a.store.flush()
+        return a.store.query_federation_tasks(1)[1]
+
+    wait_for(lambda: total() == 2000, timeout=60, what="all 2000 events stored despite the killed seed")
+    time.sleep(1)
+    assert total() == 2000  # and not one more: none stored twice (UNIQUE source, task, event)
