@@ -5,6 +5,7 @@
 - agent: real monitor agents (in-process or subprocess)
 - processes: `monitor-agent run` and `seedctl console` as real processes (attack tests)
 - containers: podman: the Debian base and agent images, the Docker Engine API, node containers
+- lab: one fleet lab of throwaway systemd hosts per session (tests/lab)
 """
 
 pytest_plugins = [
@@ -13,4 +14,5 @@ pytest_plugins = [
     "tests.plugins.agent",
     "tests.plugins.processes",
     "tests.plugins.containers",
+    "tests.plugins.lab",
 ]
