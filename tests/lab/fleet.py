@@ -1,0 +1,183 @@
+"""The operator's path on lab hosts: a seed spec and an Ansible inventory for a lab, a local
+mirror of the nats-server release archive served from the bridge address (guests have no
+internet), and `seedctl` run as a user runs it."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import subprocess
+import sys
+import tarfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from seed import deploy
+from seed.spec import Spec, load_spec
+from tests.lab import PROJECT, Lab
+
+NATS_VERSION = "2.15.1"
+CLIENT_PORT, CLUSTER_PORT, MONITOR_PORT, AGENT_PORT = 4222, 6222, 8222, 8090
+
+
+class Mirror:
+    """A release-archive mirror on the bridge address (what an operator without internet does)."""
+
+    def __init__(self, lab: Lab, root: Path, nats_server_bin: str):
+        root.mkdir(parents=True, exist_ok=True)
+        name = f"nats-server-v{NATS_VERSION}-linux-amd64"
+        self.archive = root / f"{name}.tar.gz"
+        if not self.archive.exists():
+            with tarfile.open(self.archive, "w:gz") as tar:
+                tar.add(nats_server_bin, arcname=f"{name}/nats-server")
+        self.checksum = "sha256:" + hashlib.sha256(self.archive.read_bytes()).hexdigest()
+        # The project and its dependencies as wheels: the agents' pip installs from here.
+        wheels = root / "wheels"
+        if not any(wheels.glob("truebit_federation-*.whl")):
+            r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", str(PROJECT), "-w", str(wheels)],
+                               capture_output=True, text=True, timeout=600)
+            if r.returncode != 0:
+                raise RuntimeError(f"pip wheel of the project failed: {r.stderr.strip()[-500:]}")
+        handler = functools.partial(_QuietHandler, directory=str(root))
+        self.server = http.server.ThreadingHTTPServer((lab.gateway, 0), handler)
+        base = f"http://{lab.gateway}:{self.server.server_address[1]}"
+        self.url = f"{base}/{self.archive.name}"
+        self.wheels_url = f"{base}/wheels/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # noqa: D102 - no request log on stderr
+        pass
+
+
+def spec_data(lab: Lab, seeds: list[str]) -> dict:
+    servers = [
+        {
+            "name": name,
+            "host": lab.host(name).address,
+            "client_port": CLIENT_PORT,
+            "cluster_port": CLUSTER_PORT,
+            "monitor_host": lab.host(name).address,
+            "monitor_port": MONITOR_PORT,
+        }
+        for name in seeds
+    ]
+    return {
+        "name": "tbfed-lab",
+        "cluster": {"name": "tbfed-lab-seeds"},
+        "servers": servers,
+        "users": [{"name": "admin", "role": "admin"}, {"name": "monitor", "role": "monitor"}],
+        "limits": {"lame_duck_duration_s": 30, "lame_duck_grace_period_s": 1},
+        "secrets_dir": "secrets",
+        "state_dir": "state",
+        "rendered_dir": "rendered",
+    }
+
+
+@dataclass
+class Fleet:
+    lab: Lab
+    root: Path
+    mirror: Mirror
+    seeds: list[str]
+    monitors: list[str]
+    data: dict = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def spec_path(self) -> Path:
+        return self.root / "seed.yaml"
+
+    @property
+    def inventory(self) -> Path:
+        return self.root / "inventory.yml"
+
+    @property
+    def spec(self) -> Spec:
+        return load_spec(self.spec_path)
+
+    def write(self) -> None:
+        self.spec_path.write_text(yaml.safe_dump(self.data, sort_keys=False))
+        inv = self.lab.inventory({"nats_seeds": self.seeds, "monitors": self.monitors})
+        inv["all"]["children"]["nats_seeds"]["vars"] = {
+            "nats_seed_service_mode": "systemd",
+            "nats_seed_install_method": "tarball",
+            "nats_seed_tarball_url": self.mirror.url,
+            "nats_seed_tarball_checksum": self.mirror.checksum,
+            "nats_seed_check_delay_s": 0.25,
+        }
+        inv["all"]["children"]["monitors"]["vars"] = {
+            "monitor_agent_service_mode": "systemd",
+            "monitor_agent_check_delay_s": 0.25,
+            "monitor_enable_federation": True,
+            # The sample node's debug logs (in the checkout) are the node log source.
+            "monitor_agent_node_log_source": "files",
+            "monitor_agent_node_log_dir": str(PROJECT / "tests/fixtures/node-logs/debug"),
+            "monitor_agent_port": AGENT_PORT,
+            "monitor_agent_api_token": "lab-token-not-secret",
+        }
+        for name in self.monitors:  # the API on the lab address, so this machine can read it
+            inv["all"]["hosts"][name]["monitor_agent_host"] = self.lab.host(name).address
+        self.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+
+    def rewrite(self, **changes) -> None:
+        for key, value in changes.items():
+            if value is None:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = value
+        self.write()
+
+    def seedctl(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """The real CLI, as an operator runs it (output kept in the result)."""
+        argv = [str(Path(sys.executable).parent / "seedctl"), *args]
+        if args and args[0] in ("deploy", "health", "render", "check", "users"):
+            argv[2:2] = ["--spec", str(self.spec_path)]
+        if args and args[0] == "deploy":
+            argv += ["-i", str(self.inventory)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=self.root)
+
+    def deploy(self, playbook: str = "seed", **kwargs) -> deploy.DeployResult:
+        self.lines.clear()
+        return deploy.deploy(self.spec, self.inventory, playbook, out=self.lines.append, **kwargs)
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def unit_show(self, host: str, *props: str, unit: str = "nats-seed") -> dict[str, str]:
+        out = self.lab.ssh(host, f"systemctl show {unit} -p {','.join(props)}").stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def main_pid(self, host: str, unit: str = "nats-seed") -> int:
+        return int(self.unit_show(host, "MainPID", unit=unit)["MainPID"])
+
+    def agent_url(self, host: str) -> str:
+        return f"http://{self.lab.host(host).address}:{AGENT_PORT}"
+
+    def monitor_url(self, host: str) -> str:
+        return f"http://{self.lab.host(host).address}:{MONITOR_PORT}"
+
+
+def use_mirror_for_pip(lab: Lab, host: str, mirror: Mirror) -> None:
+    """Point the host's pip at the mirror's wheels only (lab hosts have no internet)."""
+    conf = f"[global]\nno-index = true\nfind-links = {mirror.wheels_url}\ntrusted-host = {lab.gateway}\n"
+    lab.ssh(host, f"rm -f /etc/xdg/pip/pip.conf && printf '{conf}' > /etc/pip.conf")
+
+
+def make_fleet(lab: Lab, root: Path, nats_server_bin: str, seeds=("lab1", "lab2", "lab3"), monitors=("lab4", "lab5")) -> Fleet:
+    root.mkdir(parents=True, exist_ok=True)
+    fleet = Fleet(lab, root, Mirror(lab, root / "mirror", nats_server_bin), list(seeds), list(monitors))
+    for name in fleet.monitors:
+        use_mirror_for_pip(lab, name, fleet.mirror)
+    fleet.data = spec_data(lab, fleet.seeds)
+    fleet.write()
+    return fleet

@@ -1,0 +1,124 @@
+"""Seeds over SSH under systemd on lab hosts: the operator's `seedctl deploy` path, hardening on."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import pytest
+
+from tests.plugins.tools import wait_for
+
+pytestmark = pytest.mark.timeout(600)  # deploys over SSH on a shared 2-core machine
+
+# `systemd-analyze security` exposure of nats-seed.service as verified before this lab existed.
+MAX_EXPOSURE = 1.5
+
+
+def summary_changed(stdout: str) -> dict[str, int]:
+    """host -> changed, from the summary table `seedctl deploy` prints."""
+    rows = re.findall(r"^(lab\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$", stdout, re.M)
+    return {host: int(changed) for host, _ok, changed, *_ in rows}
+
+
+def test_converge_runs_hardened_units_with_a_full_mesh(seeds):
+    fleet = seeds
+    assert set(summary_changed(fleet.first_deploy.stdout)) == set(fleet.seeds)
+    for name in fleet.seeds:
+        props = fleet.unit_show(name, "ActiveState", "SubState", "User", "NoNewPrivileges", "NRestarts")
+        assert props == {"ActiveState": "active", "SubState": "running", "User": "nats",
+                         "NoNewPrivileges": "yes", "NRestarts": "0"}, (name, props)
+        out = fleet.lab.ssh(name, "systemd-analyze security nats-seed.service --no-pager | tail -1").stdout
+        exposure = float(re.search(r"exposure level for nats-seed.service: ([\d.]+)", out).group(1))
+        assert exposure <= MAX_EXPOSURE, (name, out)
+        routes = httpx.get(fleet.monitor_url(name) + "/routez", timeout=5).json()["routes"]
+        assert {r["remote_name"] for r in routes} == set(fleet.seeds) - {name}  # (a pool per peer)
+
+
+def test_second_run_changes_nothing(seeds):
+    r = seeds.seedctl("deploy", "--playbook", "seed")
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert summary_changed(r.stdout) == dict.fromkeys(seeds.seeds, 0), r.stdout[-2000:]
+
+
+def test_reloadable_change_is_applied_by_reload(seeds):
+    fleet = seeds
+    pids = {n: fleet.main_pid(n) for n in fleet.seeds}
+    fleet.rewrite(limits={**fleet.data["limits"], "max_connections": 5000})
+    r = fleet.seedctl("deploy", "--playbook", "seed")
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "Reload the nats-server unit" in r.stdout
+    assert "restart required" not in r.stdout
+    # Digest proven: the running config's /varz digest is the one `seedctl render` makes now.
+    report = json.loads(fleet.seedctl("health", "--format", "json").stdout)
+    for name in fleet.seeds:
+        assert fleet.main_pid(name) == pids[name], f"{name} was restarted, not reloaded"
+        varz = httpx.get(fleet.monitor_url(name) + "/varz", timeout=5).json()
+        assert varz["max_connections"] == 5000
+        assert _check(report, name, "config_drift")["status"] == "OK", report
+
+
+def test_kill_9_is_restarted_by_systemd_and_health_reports_it(seeds):
+    fleet = seeds
+    health = fleet.seedctl("health", "--format", "json")
+    assert health.returncode in (0, 1), health.stdout + health.stderr  # remembers each start time
+    old = fleet.main_pid("lab2")
+    fleet.lab.ssh("lab2", f"kill -9 {old}")
+    new = wait_for(lambda: (p := fleet.main_pid("lab2")) not in (0, old) and p, timeout=30, what="systemd restart")
+    assert fleet.unit_show("lab2", "NRestarts")["NRestarts"] == "1"
+    wait_for(lambda: _healthz(fleet, "lab2"), timeout=30, what="lab2 healthz")
+    wait_for(lambda: {r["remote_name"] for r in httpx.get(fleet.monitor_url("lab2") + "/routez", timeout=5).json()["routes"]} == {"lab1", "lab3"},
+             timeout=30, what="lab2 back in the mesh")
+    health = fleet.seedctl("health", "--format", "json")
+    report = json.loads(health.stdout)
+    assert health.returncode == 1, health.stdout
+    restart = _check(report, "lab2", "restart")
+    assert restart["status"] == "WARNING", restart
+    assert new != old
+
+
+def _healthz(fleet, name) -> bool:
+    try:
+        return httpx.get(fleet.monitor_url(name) + "/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _check(report: dict, server: str, check: str) -> dict:
+    srv = next(s for s in report["servers"] if s["name"] == server)
+    return next(c for c in srv["checks"] if c["check"] == check)
+
+
+def test_unreachable_host_or_wrong_key_stops_before_any_seed_changes(seeds, tmp_path):
+    import subprocess
+
+    import yaml
+
+    fleet = seeds
+    before = {n: httpx.get(fleet.monitor_url(n) + "/varz", timeout=5).json() for n in fleet.seeds}
+    wrong_key = tmp_path / "wrong_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong_key)], check=True)
+    good = fleet.inventory.read_text()
+    limits = dict(fleet.data["limits"])
+    fleet.rewrite(limits={**limits, "max_connections": 7000})  # what a run that went on would apply
+    try:
+        for host, var, value, error in (
+            ("lab2", "ansible_ssh_private_key_file", str(wrong_key), "Permission denied"),
+            ("lab3", "ansible_host", fleet.lab.gateway.rsplit(".", 1)[0] + ".250", "ssh: connect to host"),
+        ):
+            inv = yaml.safe_load(good)
+            inv["all"]["hosts"][host][var] = value
+            fleet.inventory.write_text(yaml.safe_dump(inv))
+            r = fleet.seedctl("deploy", "--playbook", "seed")
+            assert r.returncode == 4, r.stdout[-2000:]
+            line = next(ln for ln in r.stdout.splitlines() if "UNREACHABLE" in ln)
+            assert host in line and error in line, line
+            assert "changed" not in {ln.split()[0] for ln in r.stdout.splitlines() if ln.startswith("  ")}
+            for n in fleet.seeds:
+                varz = httpx.get(fleet.monitor_url(n) + "/varz", timeout=5).json()
+                assert (varz["max_connections"], varz["config_digest"]) == (
+                    before[n]["max_connections"], before[n]["config_digest"]), n
+    finally:
+        fleet.inventory.write_text(good)
+        fleet.rewrite(limits=limits)
