@@ -257,6 +257,15 @@ def failure_message(res: dict) -> str:
     return " | ".join(parts) or json.dumps(res)[:500]
 
 
+_SSH_NOISE = re.compile(r"Warning: Permanently added [^\n]*?known hosts\.\s*")
+
+
+def one_line(message: str, limit: int = 300) -> str:
+    """A message on one line, without ssh's known-hosts chatter (the error is what follows it)."""
+    text = " ".join(_SSH_NOISE.sub("", message).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class Reporter:
     """Turns ansible-runner events into terminal lines and collects the outcome."""
 
@@ -303,9 +312,10 @@ class Reporter:
                 self.result.failures.append(Failure(host, _task_name(data), message))
                 self._line("FAILED", host, _task_name(data), message.splitlines()[0][:200] if message else "")
         elif kind == "runner_on_unreachable":
-            message = failure_message(data.get("res") or {})
+            # One line naming the host and the SSH error (a wrong key, a host that does not answer).
+            message = one_line(failure_message(data.get("res") or {}))
             self.result.failures.append(Failure(host, _task_name(data), "unreachable: " + message))
-            self._line("UNREACHABLE", host, _task_name(data), message[:200])
+            self._line("UNREACHABLE", host, _task_name(data), message)
         elif kind == "runner_on_skipped" and self.show_skipped:
             self._line("skipped", host, _task_name(data))
         elif kind == "runner_retry":

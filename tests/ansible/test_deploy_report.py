@@ -128,3 +128,19 @@ def test_rotation_keeps_the_old_users_way_of_authenticating(seed_factory, tmp_pa
     users = {u["name"]: u for u in out["nats_seed_servers_transition"]["seed-1"]["context"]["fed_users"]}
     assert users["monitor-2"]["auth"] == "password" and users["monitor-2"]["hash"].startswith("$2")
     assert out["monitor_agent_credentials"].startswith("monitor-2:")
+
+
+def test_an_unreachable_host_is_one_line_with_the_ssh_error_not_the_known_hosts_chatter():
+    lines: list[str] = []
+    r = deploy.Reporter(lines.append)
+    msg = (
+        'Task failed: Data could not be sent to remote host "10.0.0.12". Make sure this host can be '
+        "reached over ssh: Warning: Permanently added '10.0.0.12' (ED25519) to the list of known hosts.\r\n"
+        "root@10.0.0.12: Permission denied (publickey).\r\n"
+    )
+    r.event(_ev("runner_on_unreachable", host="seed-2", res={"msg": msg, "unreachable": True}))
+    assert len(lines) == 1
+    assert "UNREACHABLE" in lines[0] and "seed-2" in lines[0]
+    assert "root@10.0.0.12: Permission denied (publickey)." in lines[0]
+    assert "Permanently added" not in lines[0]
+    assert r.result.failures[0].host == "seed-2"

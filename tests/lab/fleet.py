@@ -160,6 +160,21 @@ class Fleet:
     def main_pid(self, host: str, unit: str = "nats-seed") -> int:
         return int(self.unit_show(host, "MainPID", unit=unit)["MainPID"])
 
+    def client_url(self, host: str) -> str:
+        return f"nats://{self.lab.host(host).address}:{CLIENT_PORT}"
+
+    def traffic(self, rate: float = 20.0, user: str = "admin"):
+        """Live traffic: published via the seeds in spec order, received via lab2 and via lab3."""
+        from seed.render import effective_users, user_password
+        from tests.lab.traffic import Traffic
+
+        spec = self.spec
+        u = next(u for u in effective_users(spec) if u.name == user)
+        urls = [self.client_url(n) for n in self.seeds]
+        receivers = {f"via-{self.seeds[i]}": urls[i:] + urls[:i] for i in (1, 2)}
+        agents = {n: self.agent_url(n) for n in self.monitors}
+        return Traffic(urls, receivers, user, user_password(spec, u, create=False), rate, agents)
+
     def agent_url(self, host: str) -> str:
         return f"http://{self.lab.host(host).address}:{AGENT_PORT}"
 

@@ -109,6 +109,7 @@ def test_unreachable_host_or_wrong_key_stops_before_any_seed_changes(seeds, tmp_
         ):
             inv = yaml.safe_load(good)
             inv["all"]["hosts"][host][var] = value
+            inv["all"]["hosts"][host]["ansible_ssh_extra_args"] = "-o ControlPath=none"  # a fresh login
             fleet.inventory.write_text(yaml.safe_dump(inv))
             r = fleet.seedctl("deploy", "--playbook", "seed")
             assert r.returncode == 4, r.stdout[-2000:]

@@ -1,0 +1,162 @@
+"""Live traffic through the lab's seeds: a publisher at a steady rate, each event counted at a
+receiver by taskId, and a watch on the agents' federation state. All on this machine, talking
+only to lab addresses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import nats
+
+SUBJECT = "lab.traffic.tasks"  # outside tbfed.v1: the agents never see this traffic
+
+
+@dataclass
+class Report:
+    published: int
+    received: int  # distinct taskIds seen by at least one receiver
+    lost: list[str]
+    duplicates: int  # a taskId delivered twice to the same receiver (after a re-send)
+    resent: int  # events published again because no flush confirmed them
+    max_gap_s: dict[str, float]  # per receiver: longest silence between two events
+    agent_states: dict[str, list[str]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        gaps = ", ".join(f"{k} {v:.2f} s" for k, v in self.max_gap_s.items())
+        return (f"published {self.published}, received {self.received}, lost {len(self.lost)}, "
+                f"re-sent {self.resent}, duplicates {self.duplicates}, longest gap {gaps}")
+
+
+class Traffic:
+    """`rate` events/s published through `pub_urls`; receivers each on their own seed order."""
+
+    def __init__(self, pub_urls: list[str], receivers: dict[str, list[str]], user: str, password: str,
+                 rate: float = 20.0, agents: dict[str, str] | None = None):
+        self.pub_urls, self.receivers, self.rate = pub_urls, receivers, rate
+        self.auth = {"user": user, "password": password}
+        self.agents = agents or {}
+        self.published: list[str] = []
+        self.seen: dict[str, dict[str, float]] = {name: {} for name in receivers}
+        self.dups = 0
+        self.resent = 0
+        self.gaps: dict[str, float] = dict.fromkeys(receivers, 0.0)
+        self.states: dict[str, list[str]] = {name: [] for name in self.agents}
+        self._stop = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._threads = [threading.Thread(target=self._run, daemon=True)]
+        if self.agents:
+            self._threads.append(threading.Thread(target=self._watch_agents, daemon=True))
+
+    def _opts(self, servers):
+        return dict(servers=servers, **self.auth, dont_randomize=True, allow_reconnect=True,
+                    max_reconnect_attempts=-1, reconnect_time_wait=0.2, ping_interval=1,
+                    max_outstanding_pings=2, connect_timeout=2, pending_size=8 * 1024 * 1024)
+
+    def _run(self):
+        try:
+            self._loop.run_until_complete(self._main())
+        except BaseException as e:  # noqa: BLE001 - reported by stop()
+            self._error = e
+            self._ready.set()
+
+    async def _main(self):
+        conns = []
+        for name, urls in self.receivers.items():
+            nc = await nats.connect(**self._opts(urls))
+            last = [time.monotonic()]
+
+            async def on_msg(msg, name=name, last=last):
+                now = time.monotonic()
+                self.gaps[name] = max(self.gaps[name], now - last[0])
+                last[0] = now
+                tid = json.loads(msg.data)["taskId"]
+                if tid in self.seen[name]:
+                    self.dups += 1
+                self.seen[name][tid] = now
+
+            await nc.subscribe(SUBJECT, cb=on_msg)
+            await nc.flush()
+            conns.append(nc)
+        pub = await nats.connect(**self._opts(self.pub_urls))
+        self._ready.set()
+        # At least once: every half second a flush (PING/PONG) confirms what the server took; what
+        # a dying connection swallowed unconfirmed is published again after the reconnect.
+        unconfirmed: list[tuple[str, bytes]] = []
+        n, t0 = 0, time.monotonic()
+        while not self._stop.is_set():
+            tid = f"lab-{n:07d}"
+            data = json.dumps({"taskId": tid, "status": "completed"}).encode()
+            await pub.publish(SUBJECT, data)
+            unconfirmed.append((tid, data))
+            self.published.append(tid)
+            n += 1
+            if n % max(1, int(self.rate / 2)) == 0:
+                await self._confirm(pub, unconfirmed)
+            await asyncio.sleep(max(0.0, t0 + n / self.rate - time.monotonic()))
+        for _ in range(50):
+            if await self._confirm(pub, unconfirmed):
+                break
+        await asyncio.sleep(2)
+        for nc in [pub, *conns]:
+            await nc.close()
+
+    async def _confirm(self, pub, unconfirmed) -> bool:
+        try:
+            await pub.flush(timeout=2)
+        except Exception:  # noqa: BLE001 - reconnecting or timed out: re-send once connected again
+            for _ in range(150):
+                if pub.is_connected:
+                    break
+                await asyncio.sleep(0.2)
+            for _tid, data in unconfirmed:
+                await pub.publish(SUBJECT, data)
+            self.resent += len(unconfirmed)
+            return False
+        unconfirmed.clear()
+        return True
+
+    def _watch_agents(self):
+        with httpx.Client(timeout=2) as client:
+            while not self._stop.is_set():
+                for name, url in self.agents.items():
+                    try:
+                        state = client.get(url + "/api/federation/status").json()["state"]
+                    except (httpx.HTTPError, ValueError, KeyError):
+                        state = "UNANSWERED"
+                    if not self.states[name] or self.states[name][-1] != state:
+                        self.states[name].append(state)
+                time.sleep(0.2)
+
+    def __enter__(self) -> Traffic:
+        for t in self._threads:
+            t.start()
+        if not self._ready.wait(30) or self._error:
+            self._stop.set()
+            raise RuntimeError(f"traffic could not start: {self._error}")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)
+
+    def report(self) -> Report:
+        if self._error:
+            raise RuntimeError(f"traffic failed: {self._error!r}")
+        got = set().union(*self.seen.values()) if self.seen else set()
+        return Report(
+            published=len(self.published),
+            received=len(got),
+            lost=[t for t in self.published if t not in got],
+            duplicates=self.dups,
+            resent=self.resent,
+            max_gap_s=dict(self.gaps),
+            agent_states=self.states,
+        )
