@@ -24,3 +24,11 @@ def seeds(fleet):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     fleet.first_deploy = r
     return fleet
+
+
+@pytest.fixture(scope="session")
+def monitors(seeds):
+    """Agents on lab4-5 converged by `seedctl deploy --playbook monitor`, federation on."""
+    r = seeds.seedctl("deploy", "--playbook", "monitor")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    return seeds

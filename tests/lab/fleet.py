@@ -175,6 +175,20 @@ class Fleet:
         agents = {n: self.agent_url(n) for n in self.monitors}
         return Traffic(urls, receivers, user, user_password(spec, u, create=False), rate, agents)
 
+    def seed_of(self, host: str) -> str | None:
+        """The seed the given lab host holds a client connection to (from each seed's /connz)."""
+        import httpx
+
+        addr = self.lab.host(host).address
+        for name in self.seeds:
+            try:
+                conns = httpx.get(self.monitor_url(name) + "/connz", timeout=2).json().get("connections") or []
+            except (httpx.HTTPError, ValueError):
+                continue
+            if any(c.get("ip") == addr for c in conns):
+                return name
+        return None
+
     def agent_url(self, host: str) -> str:
         return f"http://{self.lab.host(host).address}:{AGENT_PORT}"
 

@@ -11,13 +11,6 @@ from tests.plugins.tools import wait_for
 pytestmark = pytest.mark.timeout(600)
 
 
-@pytest.fixture(scope="session")
-def monitors(seeds):
-    r = seeds.seedctl("deploy", "--playbook", "monitor")
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
-    return seeds
-
-
 def test_agents_run_hardened_with_federation_and_share_tasks(monitors):
     fleet = monitors
     status = {}
