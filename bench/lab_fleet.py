@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 
 from tests import lab as lablib  # noqa: E402
-from tests.lab.fleet import make_fleet  # noqa: E402
+from tests.lab.fleet import make_fleet, replay_sample_log  # noqa: E402
 
 
 def timed(fn):
@@ -79,6 +79,9 @@ def main() -> None:
                 try:
                     def converge(fleet=fleet):
                         for book in ("seed", "monitor"):
+                            if book == "monitor":
+                                for name in fleet.monitors:
+                                    replay_sample_log(fleet.lab, name)
                             r = fleet.seedctl("deploy", "--playbook", book)
                             assert r.returncode == 0, r.stdout[-2000:]
                     t, _ = timed(converge)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.lab.fleet import make_fleet
+from tests.lab.fleet import make_fleet, replay_sample_log
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,10 @@ def seeds(fleet):
 
 @pytest.fixture(scope="session")
 def monitors(seeds):
-    """Agents on lab4-5 converged by `seedctl deploy --playbook monitor`, federation on."""
+    """Agents on lab4-5 converged by `seedctl deploy --playbook monitor`, federation on, each
+    following the sample node log replayed with fresh timestamps just before."""
+    for name in seeds.monitors:
+        replay_sample_log(seeds.lab, name)
     r = seeds.seedctl("deploy", "--playbook", "monitor")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     return seeds

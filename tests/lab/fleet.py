@@ -21,6 +21,25 @@ from seed.spec import Spec, load_spec
 from tests.lab import PROJECT, Lab
 
 NATS_VERSION = "2.15.1"
+NODE_LOG_DIR = "/var/lib/node-logs"
+SAMPLE_LOG = PROJECT / "tests/fixtures/node-logs/debug/debug-2024-01-16.log"
+# Rewrites the sample log's timestamps onto the last 5 minutes (agents never share history older
+# than 10 minutes), keeping the order and the relative spacing of its lines.
+REPLAY = r"""
+import datetime as d, re, sys
+src, out = sys.argv[1], sys.argv[2]
+lines = open(src).read().splitlines(keepends=True)
+fmt = "%Y-%m-%d %H:%M:%S"
+ts = [d.datetime.strptime(l[:19], fmt) if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", l) else None for l in lines]
+known = [t for t in ts if t]
+first, span = known[0], max((known[-1] - known[0]).total_seconds(), 1)
+now = d.datetime.now(d.timezone.utc).replace(tzinfo=None)
+with open(out, "w") as f:
+    for line, t in zip(lines, ts):
+        if t:
+            line = (now - d.timedelta(seconds=300 * (1 - (t - first).total_seconds() / span))).strftime(fmt) + line[19:]
+        f.write(line)
+"""
 CLIENT_PORT, CLUSTER_PORT, MONITOR_PORT, AGENT_PORT = 4222, 6222, 8222, 8090
 
 
@@ -119,9 +138,9 @@ class Fleet:
             "monitor_agent_service_mode": "systemd",
             "monitor_agent_check_delay_s": 0.25,
             "monitor_enable_federation": True,
-            # The sample node's debug logs (in the checkout) are the node log source.
+            # The sample node's debug log, replayed with fresh timestamps, is the node log source.
             "monitor_agent_node_log_source": "files",
-            "monitor_agent_node_log_dir": str(PROJECT / "tests/fixtures/node-logs/debug"),
+            "monitor_agent_node_log_dir": NODE_LOG_DIR,
             "monitor_agent_port": AGENT_PORT,
             "monitor_agent_api_token": "lab-token-not-secret",
         }
@@ -200,6 +219,13 @@ def use_mirror_for_pip(lab: Lab, host: str, mirror: Mirror) -> None:
     """Point the host's pip at the mirror's wheels only (lab hosts have no internet)."""
     conf = f"[global]\nno-index = true\nfind-links = {mirror.wheels_url}\ntrusted-host = {lab.gateway}\n"
     lab.ssh(host, f"rm -f /etc/xdg/pip/pip.conf && printf '{conf}' > /etc/pip.conf")
+
+
+def replay_sample_log(lab: Lab, host: str) -> None:
+    """The sample node's debug log, freshly stamped, in NODE_LOG_DIR on the host."""
+    script = REPLAY.replace("'", "'\"'\"'")
+    lab.ssh(host, f"mkdir -p {NODE_LOG_DIR} && python3 -c '{script}' {SAMPLE_LOG} "
+                  f"{NODE_LOG_DIR}/debug-$(date -u +%F).log && chmod -R a+rX {NODE_LOG_DIR}")
 
 
 def make_fleet(lab: Lab, root: Path, nats_server_bin: str, seeds=("lab1", "lab2", "lab3"), monitors=("lab4", "lab5")) -> Fleet:
