@@ -350,6 +350,7 @@ def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
 _BAD = _error("A bad parameter; the message names it.")
 _UNAUTH = _error("Missing or wrong bearer token.")
 _UNAVAILABLE = _error("The database is unavailable (disk full, locked, damaged); the agent log has details.")
+_URI_TOO_LONG = _error("Query string over the limit (every route checks it before anything else).")
 
 
 def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -359,7 +360,7 @@ def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _get(
     summary: str, schema: str, params: list[dict[str, Any]] | None = None, **extra: Any
 ) -> dict[str, Any]:
-    responses = {"200": _ok(schema), "400": _BAD, "503": _UNAVAILABLE}
+    responses = {"200": _ok(schema), "400": _BAD, "414": _URI_TOO_LONG, "503": _UNAVAILABLE}
     responses.update(extra)
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     if params:
@@ -420,6 +421,7 @@ def _document() -> dict[str, Any]:
                     "400": _BAD,
                     "401": _UNAUTH,
                     "413": _error("Body over 16 KiB."),
+                    "414": _URI_TOO_LONG,
                     "503": _UNAVAILABLE,
                 },
             },
@@ -437,6 +439,7 @@ def _document() -> dict[str, Any]:
                     "400": _BAD,
                     "401": _UNAUTH,
                     "413": _error("Body over 16 KiB."),
+                    "414": _URI_TOO_LONG,
                     "503": _UNAVAILABLE,
                 },
             }
