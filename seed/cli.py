@@ -3,6 +3,7 @@ and exposes a click command (or group) named `command`; this module only gathers
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 
@@ -39,7 +40,21 @@ def cli(verbose: bool) -> None:
     )
 
 
+# The `seed` extra's importable parts (distribution: module). The agent's base dependencies do
+# not include them, so `seedctl` in an agent-only install says so in one line, not a traceback.
+SEED_EXTRA_MODULES = {"PyYAML": "yaml", "bcrypt": "bcrypt", "ansible-runner": "ansible_runner", "ansible-core": "ansible"}
+NEEDS_SEED_EXTRA = "seedctl needs the seed extra: pip install 'truebit-federation[seed]'"
+
+
+def missing_seed_extra() -> list[str]:
+    """Distributions of the `seed` extra this environment lacks (looked up, not imported)."""
+    return [dist for dist, module in SEED_EXTRA_MODULES.items() if importlib.util.find_spec(module) is None]
+
+
 def main() -> None:
+    missing = missing_seed_extra()
+    if missing:
+        sys.exit(f"{NEEDS_SEED_EXTRA} (missing: {', '.join(missing)})")
     try:
         cli(standalone_mode=True)
     except KeyboardInterrupt:  # pragma: no cover - interactive

@@ -1,4 +1,4 @@
-"""`seedctl deploy`: run the playbooks in ansible/ through ansible-runner, streaming progress.
+"""`seedctl deploy`: run the playbooks in seed/ansible/ (package data) through ansible-runner, streaming progress.
 
 The spec becomes extra variables (`deploy_vars`): per seed server the very template context
 `seedctl render` uses (so Ansible writes the same bytes), its monitoring URL, its cluster peers
@@ -30,7 +30,8 @@ from pathlib import Path
 from . import lifecycle, render, secrets
 from .spec import Spec, UserSpec
 
-ANSIBLE_DIR = Path(__file__).resolve().parent.parent / "ansible"
+# Shipped inside the seed package, so a wheel install (not only a checkout) finds its playbooks.
+ANSIBLE_DIR = Path(__file__).resolve().parent / "ansible"
 PLAYBOOKS = {
     "seed": "seed.yml",
     "monitor": "monitor.yml",

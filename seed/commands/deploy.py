@@ -1,4 +1,4 @@
-"""`seedctl deploy`: provision real hosts with the Ansible roles in ansible/, through ansible-runner."""
+"""`seedctl deploy`: provision real hosts with the Ansible roles in seed/ansible/ (shipped in the package), through ansible-runner."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def command(
     ansible_dir: Path | None,
     verbosity: int,
 ) -> None:
-    """Run a playbook of ansible/ against an inventory, with the spec's settings.
+    """Run a playbook of seed/ansible/ against an inventory, with the spec's settings.
 
     Each seed host gets the config `seedctl render` would write (same template, same
     bytes), validated by `nats-server -t` before it replaces the old one, applied by reload
@@ -85,7 +85,7 @@ def command(
 
     \b
     Examples:
-      seedctl deploy --spec seed.yaml -i ansible/inventory.example.yml --check
+      seedctl deploy --spec seed.yaml -i seed/ansible/inventory.example.yml --check
       seedctl deploy --spec seed.yaml -i inv.yml
       seedctl deploy --spec seed.yaml -i inv.yml --playbook monitor --limit truebit-node-a
       seedctl deploy --spec seed.yaml -i inv.yml --playbook rolling-restart

@@ -1,4 +1,4 @@
-"""Static quality of ansible/: ansible-lint's production profile, and unit files that systemd
+"""Static quality of seed/ansible/: ansible-lint's production profile, and unit files that systemd
 itself accepts (`systemd-analyze verify` on the units the roles render)."""
 
 from __future__ import annotations

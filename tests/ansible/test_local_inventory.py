@@ -49,7 +49,7 @@ def test_check_rotation_mints_no_secret_and_is_stable(tmp_path, nats_server_bin)
 def test_the_shipped_local_inventory_checks_a_rotation_quickly_minting_nothing(tmp_path):
     spec = _spec_copy(tmp_path)
     inventory = tmp_path / "inventory.local.yml"
-    shutil.copy(ROOT / "ansible" / "inventory.local.yml", inventory)  # its local-hosts/ lands in tmp
+    shutil.copy(ROOT / "seed" / "ansible" / "inventory.local.yml", inventory)  # its local-hosts/ lands in tmp
     env = {k: v for k, v in os.environ.items() if k != "SEEDCTL_SPEC"}
     # (the seed playbook with this inventory runs as README.md and docs/operations.md say: tests/docs)
     r = subprocess.run(

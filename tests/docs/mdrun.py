@@ -9,8 +9,8 @@ The contract (docs/README's "Docs are tested" says the same):
   background; the runner waits until the first http:// URL it prints answers. A later line that
   starts the same server again (same program and MONITOR_PORT) stops the older one first, as an
   operator would with Ctrl-C. Servers keep running after the document until `Run.stop()`.
-- The session is a fresh sandbox: a copy of the repository's configs/ and ansible/ (with
-  seed/templates, which the role's template symlink points at), PATH with this venv first, and no
+- The session is a fresh sandbox: a copy of the repository's configs/ and seed/ansible/ (the
+  inventories the documents name; the roles themselves run from the installed package), PATH with this venv first, and no
   SEEDCTL_SPEC, DATA_DIR, FEDERATION_*, MONITOR_* or ENABLE_* variables (but MONITOR_PORT, below).
 - The documents' fixed ports (4222, 6222, 8222, 8300, 8090-8099) are mapped to free ones, in the
   commands and in the copied files (and the agent's default 8090 through MONITOR_PORT), so runs
@@ -185,14 +185,12 @@ def _map_ports(text: str, ports: dict[int, int]) -> str:
 
 
 def make_sandbox(root: Path, ports: dict[int, int]) -> Path:
-    """A bare working directory with the repository's configs/ and ansible/, ports mapped."""
+    """A bare working directory with the repository's configs/ and seed/ansible/, ports mapped."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "configs", root / "configs", ignore=shutil.ignore_patterns("secrets", "rendered"))
-    shutil.copytree(
-        ROOT / "ansible", root / "ansible", symlinks=True, ignore=shutil.ignore_patterns("local-hosts")
-    )
-    shutil.copytree(ROOT / "seed" / "templates", root / "seed" / "templates")
-    for path in [*root.joinpath("configs").glob("*.y*ml"), *root.joinpath("ansible").glob("inventory*.yml")]:
+    ansible = root / "seed" / "ansible"
+    shutil.copytree(ROOT / "seed" / "ansible", ansible, ignore=shutil.ignore_patterns("local-hosts"))
+    for path in [*root.joinpath("configs").glob("*.y*ml"), *ansible.glob("inventory*.yml")]:
         path.write_text(_map_ports(path.read_text(), ports))
     return root
 
