@@ -75,6 +75,7 @@ class Agent:
         self.store = Store(
             config.db_path,
             retention_days=config.task_retention_days,
+            max_db_mb=config.max_db_mb,
             on_federation_stored=self._on_federation_stored,
             on_error=self._on_store_error,
         )

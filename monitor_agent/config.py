@@ -52,6 +52,7 @@ class Config:
     receive_enabled: bool = True
     catch_up: bool = True  # read missed task events from the seeds' history stream on (re)connect
     task_retention_days: int = 7
+    max_db_mb: int = 1024  # FEDERATION_MAX_DB_MB: size cap of the database (PROTOCOL.md §7)
     reconnect_timeout_ms: int = 5000
     broadcast_interval_ms: int = 1000
     tls_enabled: bool = False
@@ -285,6 +286,7 @@ _ENV = {
     "FEDERATION_RECEIVE_ENABLED": ("receive_enabled", _bool),
     "FEDERATION_CATCH_UP": ("catch_up", _bool),
     "FEDERATION_TASK_RETENTION_DAYS": ("task_retention_days", lambda n, r: _int(n, r, 1, 3650)),
+    "FEDERATION_MAX_DB_MB": ("max_db_mb", lambda n, r: _int(n, r, 1, 10_000_000)),
     "FEDERATION_RECONNECT_TIMEOUT": ("reconnect_timeout_ms", lambda n, r: _int(n, r, 100, 600_000)),
     "FEDERATION_BROADCAST_INTERVAL_MS": (
         "broadcast_interval_ms",

@@ -24,9 +24,11 @@ DROP_CODES = {
     "unsigned": "FED_003",
     "bad_signature": "FED_003",
     "key_mismatch": "FED_005",
+    "key_reused": "FED_003",  # a known key under a second nodeId (one key, one nodeId)
     "rate_limited": "FED_004",
     "own": "none",
     "duplicate": "none",
+    "stale": "none",  # older than the retention/freshness window or than what was already seen
     "store_backlog": "FED_006",
 }
 

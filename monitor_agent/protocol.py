@@ -16,6 +16,9 @@ PROTOCOL_VERSION = 1
 DEFAULT_SUBJECT_PREFIX = "tbfed"
 MAX_MESSAGE_BYTES = 1024
 MAX_FUTURE_SKEW_S = 300
+# Presence and stats older than this change nothing (PROTOCOL.md §4): the clock tolerance
+# of MAX_FUTURE_SKEW_S the other way, plus room for a sender's outbound queue.
+MAX_PAST_AGE_S = 300
 
 HEADER_KEY = "Tbf-Key"
 HEADER_SIG = "Tbf-Sig"

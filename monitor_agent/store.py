@@ -55,6 +55,8 @@ LOG_ENTRIES_CAP = 10_000
 FLUSH_ROWS = 500
 WRITER_BACKLOG = 100_000
 RETENTION_BATCH = 2_000
+EVICT_MIN = 1_000  # rows (or peers) evicted at least per full-database event
+EVICT_ATTEMPTS = 20  # evictions one write may trigger before it gives up with FED_006
 
 # Local status precedence: a merged row never moves back to an earlier status.
 # `failed` outranks `completed`: an error naming the execution is stronger evidence than
@@ -278,6 +280,7 @@ class Store:
         path: str | Path,
         *,
         retention_days: int = 7,
+        max_db_mb: int | None = None,
         on_federation_stored: Callable[[list[FederationTaskRow]], None] | None = None,
         on_error: Callable[[FederationError], None] | None = None,
         start_writer: bool = True,
@@ -318,7 +321,14 @@ class Store:
         self._feed_generation = 0
         self._feed_cache: OrderedDict[tuple, tuple[int, str, int]] = OrderedDict()
         self._peers: dict[str, PeerState] = {}
+        # key -> the one nodeId it speaks for (the reverse of the peers' pinned keys, PROTOCOL.md §3).
+        self._key_nodes: dict[str, str] = {}
         self._load_memory_views()
+        self.max_db_mb = max_db_mb
+        self.evicted = 0
+        if max_db_mb is not None:
+            page_size = self._wconn.execute("PRAGMA page_size").fetchone()[0]
+            self.set_max_pages(max_db_mb * 1024 * 1024 // page_size)
         # Writer thread state.
         self._queue: queue.Queue = queue.Queue(maxsize=WRITER_BACKLOG)
         self._pending: list = []  # a batch that failed to write, retried first
@@ -392,10 +402,12 @@ class Store:
             self._window.add(minute, (v or 0 for v in values))
         for r in conn.execute(
             "SELECT node_id, region, version, first_seen, last_seen, last_event, tasks_reported, "
-            "pinned_key, stats FROM federation_peers"
+            "pinned_key, stats FROM federation_peers ORDER BY first_seen, node_id"
         ):
             stats = json.loads(r[8]) if r[8] else None
             self._peers[r[0]] = PeerState(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], stats)
+            if r[7]:
+                self._key_nodes.setdefault(r[7], r[0])  # rows from before the binding: the first wins
 
     @staticmethod
     def _count_chains(conn: sqlite3.Connection) -> dict[int, int]:
@@ -404,30 +416,119 @@ class Store:
             conn.execute("SELECT chain_id, COUNT(*) FROM federation_tasks GROUP BY chain_id").fetchall()
         )
 
-    def _write(self, action: str, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run `fn` in one write transaction; FED_006 on any SQLite error (rolled back)."""
+    def _write(self, action: str, fn: Callable[[sqlite3.Connection], Any], *, evict: bool = True) -> Any:
+        """Run `fn` in one write transaction; FED_006 on any SQLite error (rolled back).
+
+        A full database (the FEDERATION_MAX_DB_MB cap, or the disk) first evicts the oldest
+        received federation rows and tries again: local history is never what gives way."""
         with self._write_lock:
             if self._closed:
                 raise FederationError(FedCode.DATABASE_ERROR, "the store is closed")
             conn = self._wconn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
+            attempt = 0
+            while True:
                 try:
-                    result = fn(conn)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                return result
-            except sqlite3.Error as exc:
-                self.write_errors += 1
-                raise _db_error(action, exc) from exc
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = fn(conn)
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+                    return result
+                except sqlite3.Error as exc:
+                    full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+                    if evict and full and attempt < EVICT_ATTEMPTS and self._evict_for_space():
+                        attempt += 1
+                        continue
+                    self.write_errors += 1
+                    raise _db_error(action, exc) from exc
 
     def set_max_pages(self, pages: int) -> None:
-        """Cap the database size (PRAGMA max_page_count) — a disk quota for the store."""
+        """Cap the database size (PRAGMA max_page_count): FEDERATION_MAX_DB_MB in pages.
+
+        SQLite refuses to grow the file past it (a database already larger keeps its size);
+        `_write` then makes room by evicting federation rows (`_evict_for_space`)."""
         with self._write_lock:
             self._wconn.execute(f"PRAGMA max_page_count={int(pages)}")
+
+    def _evict_for_space(self) -> bool:
+        """Delete the oldest tenth of the received tasks (at least EVICT_MIN rows), or when none
+        are left the longest-silent tenth of the peers; False when there is nothing left to evict.
+        Local tasks, cursors, invoices are never evicted. Caller holds the write lock."""
+        with self._stats_lock:
+            n = max(EVICT_MIN, self._fed_total // 10)
+        rows = self._write(
+            "evicting the oldest federation tasks",
+            lambda c: c.execute(
+                "DELETE FROM federation_tasks WHERE id IN (SELECT id FROM federation_tasks "
+                "ORDER BY received_at LIMIT ?) "
+                "RETURNING chain_id, received_at, first, event, execution_time_ms",
+                (n,),
+            ).fetchall(),
+            evict=False,
+        )
+        if rows:
+            now = now_ms()
+            with self._stats_lock:
+                self._feed_generation += 1
+                self._fed_total -= len(rows)
+                window = self._window.buckets
+                for chain_id, received_at, first, event, exec_ms in rows:
+                    left = self._chain_totals.get(chain_id, 0) - 1
+                    if left > 0:
+                        self._chain_totals[chain_id] = left
+                    else:
+                        self._chain_totals.pop(chain_id, None)
+                    minute = received_at // MINUTE_MS
+                    if received_at >= now - DAY_MS and minute in window:
+                        completed = event == "task_completed" and exec_ms is not None
+                        self._window.add(
+                            minute,
+                            (
+                                -int(first),
+                                -int(event == "task_completed"),
+                                -int(event == "task_failed"),
+                                -(exec_ms or 0) if completed else 0,
+                                -int(completed),
+                            ),
+                        )
+            self.evicted += len(rows)
+            log.warning(
+                "database at its size cap (FEDERATION_MAX_DB_MB=%s): evicted the %d oldest federation tasks",
+                self.max_db_mb,
+                len(rows),
+            )
+            return True
+        with self._stats_lock:
+            n = max(EVICT_MIN, len(self._peers) // 10)
+        gone = self._write(
+            "evicting the longest-silent peers",
+            lambda c: c.execute(
+                "DELETE FROM federation_peers WHERE node_id IN (SELECT node_id FROM federation_peers "
+                "ORDER BY last_seen LIMIT ?) RETURNING node_id",
+                (n,),
+            ).fetchall(),
+            evict=False,
+        )
+        if not gone:
+            return False
+        with self._stats_lock:
+            self._forget_peers(r[0] for r in gone)
+        log.warning(
+            "database at its size cap (FEDERATION_MAX_DB_MB=%s): evicted the %d longest-silent peers",
+            self.max_db_mb,
+            len(gone),
+        )
+        return True
+
+    def _forget_peers(self, node_ids: Iterable[str]) -> None:
+        """Drop peers and their key bindings from memory (caller holds the stats lock)."""
+        for node_id in node_ids:
+            peer = self._peers.pop(node_id, None)
+            if peer is not None and peer.pinned_key and self._key_nodes.get(peer.pinned_key) == node_id:
+                del self._key_nodes[peer.pinned_key]
 
     # ---- local tasks ----
 
@@ -616,6 +717,8 @@ class Store:
                     tasks_reported or 0,
                     pinned_key,
                 )
+                if pinned_key is not None:
+                    self._key_nodes.setdefault(pinned_key, node_id)
             else:
                 peer.last_seen = max(peer.last_seen, at_ms)
                 if event is not None:
@@ -628,6 +731,7 @@ class Store:
                     peer.tasks_reported = tasks_reported
                 if pinned_key is not None and peer.pinned_key is None:
                     peer.pinned_key = pinned_key
+                    self._key_nodes.setdefault(pinned_key, node_id)
             if stats is not None:
                 peer.stats = stats
         try:
@@ -647,6 +751,24 @@ class Store:
         """When the newest stored federation task event arrived (epoch ms; None: none stored)."""
         row = self._reader().execute("SELECT MAX(received_at) FROM federation_tasks").fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+    def node_for_key(self, key: str) -> str | None:
+        """The one nodeId `key` was first seen speaking for (kept as long as that peer's pin)."""
+        with self._stats_lock:
+            return self._key_nodes.get(key)
+
+    def has_federation_task(self, node_id: str, task_id: str, event: str) -> bool:
+        """Whether that task event is stored (one look-up in the unique index)."""
+        row = (
+            self._reader()
+            .execute(
+                "SELECT 1 FROM federation_tasks WHERE source_node = ? AND task_id = ? AND event = ?",
+                (node_id, task_id, event),
+            )
+            .fetchone()
+        )
+        return row is not None
+
 
     def get_meta(self, key: str) -> str | None:
         row = self._reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -739,6 +861,8 @@ class Store:
         counted = [False]
 
         def write(conn: sqlite3.Connection) -> None:
+            if counted[0]:  # a retry after evicting for space: undo the failed attempt's counts
+                self._uncount_peer_tasks(stored)
             stored.clear()
             counted[0] = False
             for kind, item in batch:
@@ -984,6 +1108,7 @@ class Store:
                 self._chain_totals.clear()
                 self._window.clear()
                 self._peers.clear()
+                self._key_nodes.clear()
         return counts
 
     def run_retention(self, now: int | None = None) -> dict[str, int]:
@@ -1019,8 +1144,7 @@ class Store:
             lambda c: c.execute("DELETE FROM federation_peers WHERE last_seen < ?", (cutoff,)).rowcount,
         )
         with self._stats_lock:
-            for node_id in [n for n, p in self._peers.items() if p.last_seen < cutoff]:
-                del self._peers[node_id]
+            self._forget_peers([n for n, p in self._peers.items() if p.last_seen < cutoff])
         if deleted_tasks or deleted_peers:
             log.info("retention: deleted %d federation tasks and %d peers", deleted_tasks, deleted_peers)
         return {"tasks": deleted_tasks, "peers": deleted_peers}

@@ -34,6 +34,7 @@ INBOX = "_INBOX.>"
 HISTORY_MANAGER = "seedctl-history"
 JETSTREAM_DIR = "jetstream"
 JETSTREAM_MAX_MEMORY = 64 * 1024 * 1024  # ordered consumers' state only: the stream is on disk
+ADMIN_RESERVE = 100  # connections of each server the federation account leaves free (at most a tenth)
 
 
 @lru_cache(maxsize=1)
@@ -58,7 +59,11 @@ def quote(value: object) -> str:
 def permissions(user: UserSpec, prefix: str, history: bool = False) -> dict[str, dict[str, list[str]]]:
     """The NATS permissions of a user's role: the only place roles become subjects."""
     fed = subscribe_subject(prefix)
-    receive = {"allow": [fed, INBOX]}
+    # Federation users subscribe to the federation subjects only: the agent makes no NATS
+    # requests, so it needs no `_INBOX` replies, and without `_INBOX.>` no member can read the
+    # replies meant for another client of the account (PROTOCOL.md §1). Reading the history
+    # stream (spec `history:`) is request/reply: only then do they get `_INBOX.>`.
+    receive = {"allow": [fed, INBOX] if history else [fed]}
     # With `history:` receivers may also read (never purge or delete) the task history stream.
     read = history_read_permissions(prefix) if history else []
     if user.role == "admin":
@@ -221,6 +226,18 @@ def cluster_context(
     }
 
 
+def federation_max_connections(spec: Spec) -> int:
+    """The federation account's connection limit: the spec's, or each server's max_connections
+    less a reserve (a tenth, at most ADMIN_RESERVE) for the admin and the system account, summed
+    over the cluster (with the system account nats-server counts an account cluster-wide)."""
+    if spec.limits.federation_max_connections is not None:
+        return spec.limits.federation_max_connections
+    per_server = spec.limits.max_connections
+    reserve = max(1, min(ADMIN_RESERVE, per_server // 10)) if per_server > 1 else 0
+    servers = len(spec.servers) if spec.system_account else 1
+    return max(1, per_server - reserve) * servers
+
+
 def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -268,6 +285,7 @@ def context(
             "write_deadline_s": spec.limits.write_deadline_s,
             "lame_duck_duration_s": spec.limits.lame_duck_duration_s,
             "lame_duck_grace_period_s": spec.limits.lame_duck_grace_period_s,
+            "federation_max_connections": federation_max_connections(spec),
         },
         "tls": tls,
         "jetstream": jetstream_context(spec, server),

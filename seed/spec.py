@@ -114,6 +114,9 @@ class Limits:
     write_deadline_s: int = 10
     lame_duck_duration_s: int = 30  # nats-server refuses less than 30 s
     lame_duck_grace_period_s: int = 5
+    # Connections the federation account (every monitor, enrolled and observer user) may hold;
+    # None: derived (seed.render.federation_max_connections) so the admin always finds room.
+    federation_max_connections: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,6 +505,9 @@ def parse_spec(root: _Node, path: Path) -> Spec:
             ),
             lame_duck_grace_period_s=r.integer(
                 lm, "lame_duck_grace_period_s", "limits", d.lame_duck_grace_period_s, 0, 3600
+            ),
+            federation_max_connections=r.integer(
+                lm, "federation_max_connections", "limits", None, 1, 100_000_000
             ),
         )
         if limits.lame_duck_grace_period_s >= limits.lame_duck_duration_s:

@@ -54,6 +54,7 @@ from ..protocol import (
     KIND_PRESENCE,
     KIND_STATS,
     KIND_TASK,
+    MAX_FUTURE_SKEW_S,
     MAX_MESSAGE_BYTES,
     NODE_ID_RE,
     RATE_LIMITS,
@@ -75,8 +76,12 @@ from .ratelimit import TokenBucket
 log = logging.getLogger("monitor_agent.federation")
 
 _PUBLISH_REFUSED_RE = re.compile(r'permissions violation for publish to "?([^"\s]+)', re.IGNORECASE)
+# Seeds grant `_INBOX` only with `history:` (PROTOCOL.md §1): nats-py's reply subscription for the
+# catch-up's JetStream request is then refused, which says the same as a refused $JS publish.
+_INBOX_REFUSED_RE = re.compile(r'permissions violation for subscription to "?_INBOX\.', re.IGNORECASE)
 
 OUTBOUND_BUFFER = 10_000
+OUTBOUND_SHARE = 0.9  # of the receivers' rate limits (PROTOCOL.md §4)
 OUTBOX_SNAPSHOT = 500
 ERROR_LOG_QUIET_S = 60.0
 CONNECT_TIMEOUT_S = 5
@@ -200,10 +205,19 @@ class FederationClient:
             prefix=config.subject_prefix,
             require_signatures=config.require_signatures,
             pinned_key=self._pinned_key,
+            pinned_node=store.node_for_key,
+            retention_s=config.task_retention_days * 86_400,
+            seen_task=store.has_federation_task,
+            # A task event stored before this start was received by then, so its timestamp is at
+            # most MAX_FUTURE_SKEW_S past that: only such old timestamps are checked in the store.
+            seen_floor=((store.last_federation_received_at() or -1e15) / 1000) + MAX_FUTURE_SKEW_S,
         )
         now = time.monotonic()
+        # 10 % under the receivers' limits: network jitter can bunch paced messages up on the way,
+        # and a sender at exactly the receivers' rate then loses a few to their buckets.
         self._out_buckets = {
-            kind: TokenBucket(rate, burst, now) for kind, (rate, burst) in RATE_LIMITS.items()
+            kind: TokenBucket(rate * OUTBOUND_SHARE, max(1.0, burst * OUTBOUND_SHARE), now)
+            for kind, (rate, burst) in RATE_LIMITS.items()
         }
         self.counters_lock = threading.Lock()
         self.sent = 0
@@ -696,6 +710,10 @@ class FederationClient:
             self._specific_at = time.monotonic()
         if code == FedCode.AUTH_FAILED:
             message = self._auth_failed_message(message)
+        if _INBOX_REFUSED_RE.search(str(exc)) is not None:
+            self._js_refused = self._js_refused or "_INBOX"
+            self.metrics.errors.labels(code=code.value).inc()
+            return
         refused = _PUBLISH_REFUSED_RE.search(str(exc))
         if refused is not None and refused.group(1).upper().startswith("$JS."):
             # A JetStream request of the catch-up: a seed without `history:` grants none. The catch-up
@@ -924,7 +942,10 @@ class FederationClient:
         m = verdict.message
         pin = verdict.key if verdict.new_pin else None
         if verdict.kind == KIND_TASK:
-            self.store.enqueue_peer(m.nodeId, at_ms, pinned_key=pin)
+            # An old task (a sender's backlog, or a replay) says nothing about the sender being up
+            # now: the peer's lastSeen moves only as far as the message's own time.
+            seen_ms = at_ms if verdict.fresh else min(at_ms, verdict.ts * 1000)
+            self.store.enqueue_peer(m.nodeId, seen_ms, pinned_key=pin)
             if not self.store.enqueue_federation_task(
                 FederationTaskRow(
                     m.nodeId,

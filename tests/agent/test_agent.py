@@ -108,7 +108,7 @@ def test_receive_switch_unsubscribes_live(module_seed, make_agent, raw_nats, tmp
             "taskType": "js",
             "status": "received",
             "executionTimeMs": None,
-            "timestamp": "2024-01-15T10:30:00Z",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),  # receivers drop stale copies
         }
         payload = json.dumps(msg).encode()
         pub.publish(f"tbfed.v1.task.{peer.node_id}", payload, peer.headers(payload))

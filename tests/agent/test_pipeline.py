@@ -86,7 +86,7 @@ def test_presence_rate_and_offline_always_heard(tmp_path):
     presence = {
         "v": 1,
         "nodeId": ident.node_id,
-        "timestamp": "2024-01-15T10:30:00Z",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),  # presence must be fresh
         "region": "SA",
         "version": "0.1.0",
         "tasksReported": 0,

@@ -93,6 +93,8 @@ def test_without_history_the_config_is_unchanged_and_has_no_jetstream(tmp_path, 
         'publish: { allow: ["' + '", "'.join(render.history_read_permissions(plain.subject_prefix)) + '"] }',
         'publish: { deny: [">"] }',
     )
+    # ... and every federation user the `_INBOX.>` replies of those requests (PROTOCOL.md §1).
+    text = text.replace('subscribe: { allow: ["tbfed.v1.>", "_INBOX.>"] }', 'subscribe: { allow: ["tbfed.v1.>"] }')
     assert _strip_history(text) == without
     written = render.render_all(with_history)
     assert natsbin.validate(written["seed-1"], nats_server_bin).startswith("sha256:")

@@ -82,7 +82,7 @@ def test_permissions_follow_the_protocol_subjects(tmp_path):
     )
     by_name = {u.name: render.permissions(u, spec.subject_prefix) for u in spec.users}
     fed = subscribe_subject()
-    assert by_name["monitor"] == {"publish": {"allow": [fed]}, "subscribe": {"allow": [fed, "_INBOX.>"]}}
+    assert by_name["monitor"] == {"publish": {"allow": [fed]}, "subscribe": {"allow": [fed]}}
     assert by_name["node-a3f7c9d2e1"]["publish"] == {"allow": [node_publish_permission("node-a3f7c9d2e1")]}
     assert by_name["observer"]["publish"] == {"deny": [">"]}
     text = render.render_server(spec, spec.servers[0])
