@@ -1,4 +1,4 @@
-"""The shipped local inventory (ansible/inventory.local.yml) and a --check rotation that mints nothing.
+"""The shipped local inventory (seed/ansible/inventory.local.yml) and a --check rotation that mints nothing.
 
 docs/operations.md tells operators to try `seedctl deploy --check` with this inventory: it must
 work as written on this machine (real ansible-runner, the venv's nats-server, no root).
