@@ -14,6 +14,8 @@ import json
 import os
 from pathlib import Path
 
+from .files import write_private
+
 RUN_FILE = "agent.json"
 
 
@@ -24,11 +26,7 @@ def path(data_dir: Path) -> Path:
 def write(data_dir: Path, host: str, port: int, pid: int | None = None) -> Path:
     """Record `pid` (default: this process) as the agent of `data_dir`, serving host:port."""
     target = path(data_dir)
-    tmp = target.with_name(f".{RUN_FILE}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump({"pid": pid or os.getpid(), "host": host, "port": port}, fh)
-    os.replace(tmp, target)
+    write_private(target, json.dumps({"pid": pid or os.getpid(), "host": host, "port": port}))
     return target
 
 

@@ -21,11 +21,12 @@ import json
 import os
 import re
 import secrets as _random
-import tempfile
 from pathlib import Path
 
 import bcrypt
 import nkeys
+
+from monitor_agent.files import write_private  # noqa: F401 - seed's callers use secrets.write_private
 
 BCRYPT_COST = 11
 PASSWORD_BYTES = 24  # token_urlsafe(24) -> 32 characters
@@ -57,24 +58,6 @@ def ensure_dir(secrets_dir: Path) -> Path:
     with contextlib.suppress(OSError):  # not ours to chmod (e.g. a shared mount): keep going
         os.chmod(secrets_dir, 0o700)
     return secrets_dir
-
-
-def write_private(path: Path, text: str) -> None:
-    """Atomically write `text` to `path` with mode 0600 (never world-readable, even briefly)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def generate_password() -> str:

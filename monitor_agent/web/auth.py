@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..files import write_private
 
 TOKEN_FILE = "api-token"
 
@@ -31,12 +32,7 @@ def ensure_api_token(configured: str | None, data_dir: Path) -> ApiToken:
         return ApiToken(existing, path, False)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # DATA_DIR holds private task data
     value = secrets.token_urlsafe(32)
-    # O_EXCL on a temp name then rename: never a moment where the token is world-readable.
-    tmp = path.with_name(f".{TOKEN_FILE}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(value + "\n")
-    os.replace(tmp, path)
+    write_private(path, value + "\n")  # never a moment where the token is world-readable
     return ApiToken(value, path, True)
 
 
