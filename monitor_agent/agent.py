@@ -41,6 +41,7 @@ from .metrics import AgentMetrics
 from .model import LocalTask, TaskEvent
 from .protocol import FedCode, FederationState
 from .store import FederationTaskRow, Store, local_task_api, now_ms, to_ms
+from .timestamps import rfc3339
 
 log = logging.getLogger("monitor_agent")
 
@@ -349,6 +350,4 @@ def _name(source: Any) -> str:
 
 
 def _now_iso() -> str:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339()

@@ -20,6 +20,7 @@ from typing import Any
 
 from .model import LocalTask
 from .protocol import MAX_EXECUTION_TIME_MS, PROTOCOL_VERSION, TASK_TYPE_RE
+from .timestamps import rfc3339
 
 STANDARD = "standard"
 STRICT = "strict"
@@ -32,9 +33,6 @@ STATUS_EVENT = {"received": "task_received", "completed": "task_completed", "fai
 UNKNOWN_TASK_TYPE = "unknown"
 
 
-def rfc3339(at: datetime) -> str:
-    at = at if at.tzinfo else at.replace(tzinfo=UTC)
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def coarse_time(at: datetime, privacy: str) -> str:

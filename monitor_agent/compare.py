@@ -31,6 +31,7 @@ from .stats_sketch import (
     quantile,
     window_start,
 )
+from .timestamps import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -588,7 +589,7 @@ class Comparator:
 
 
 def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+    return rfc3339(ms / 1000)
 
 
 VERDICT_CODES = {v: i for i, v in enumerate(VERDICTS)}

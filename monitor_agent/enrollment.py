@@ -17,11 +17,12 @@ names, and the seed operator can check, offline, that the nodeId was not made up
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
 from . import natsjwt
 from .identity import Identity, b64url, b64url_decode, node_id_for_key
 from .protocol import DERIVED_NODE_ID_RE, REGIONS
+from .timestamps import rfc3339
 
 REQUEST_TYPE = "tbfed-enroll-request"
 MAX_REQUEST_BYTES = 4096
@@ -47,7 +48,7 @@ def build_request(identity: Identity, region: str = "UNKNOWN", now: datetime | N
         )
     if region not in REGIONS:
         raise RequestError(f"region {region!r} is not one of {', '.join(REGIONS)}")
-    at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    at = rfc3339(now)
     body = {
         "v": 1,
         "type": REQUEST_TYPE,

@@ -32,12 +32,12 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor_agent import natsjwt
 from monitor_agent.enrollment import RequestError, verify_request
 from monitor_agent.protocol import node_publish_permission, subscribe_subject
+from monitor_agent.timestamps import rfc3339
 
 from . import secrets
 from .spec import ServerSpec, Spec
@@ -330,7 +330,7 @@ def issue_user_jwt(
 
 def jwt_file_text(spec: Spec, node_id: str, token: str) -> str:
     exp = natsjwt.decode(token).expires
-    until = datetime.fromtimestamp(exp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if exp else "never"
+    until = rfc3339(exp) if exp else "never"
     return (
         f"# NATS user JWT of {node_id} in federation {spec.name}, valid until {until}.\n"
         "# Holds no secret: the agent proves its key with DATA_DIR/node.key. Use it as FEDERATION_CREDENTIALS.\n"
@@ -441,7 +441,7 @@ def _known(reg: dict, node_id: str) -> dict:
 
 
 def when(ts: int | None) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else "never"
+    return rfc3339(ts) if ts else "never"
 
 
 def status_of(entry: dict, now: float | None = None) -> str:

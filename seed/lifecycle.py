@@ -24,6 +24,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from monitor_agent.timestamps import rfc3339
+
 from . import natsbin, render, secrets
 from .spec import ServerSpec, Spec
 
@@ -168,7 +170,7 @@ def _write_applied(
     data = {"digest": digest, "facts": restart_facts(spec, server)}
     # When seedctl itself started the process: `seedctl health` does not warn about that restart.
     started_at = (
-        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        rfc3339()
         if started
         else _read_applied(spec, server.name, state_dir).get("started_at")
     )

@@ -68,6 +68,7 @@ from ..protocol import (
     subscribe_subject,
 )
 from ..store import FederationTaskRow, Store
+from ..timestamps import rfc3339
 from .errors_map import classify, describe
 from .node_credentials import NodeCredentials
 from .pipeline import Accepted, ReceivePipeline
@@ -380,7 +381,7 @@ class FederationClient:
 
     def record_error(self, code: FedCode, message: str) -> None:
         """Count, remember as lastError, emit; log once per burst of the same code."""
-        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        at = rfc3339()
         self.last_error = {"code": code.value, "message": message, "at": at}
         self.metrics.errors.labels(code=code.value).inc()
         now = time.monotonic()
@@ -1042,7 +1043,7 @@ class FederationClient:
             accepted=0,
             dropped=0,
             pending=int(info.state.messages),
-            since=None if start is None else datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            since=None if start is None else rfc3339(start),
             maxAgeS=int(max_age) or None,
         )
         self._catch_up_event()
@@ -1092,7 +1093,7 @@ class FederationClient:
                 except Exception as exc:
                     log.debug("catch-up unsubscribe: %s", describe(exc))
             self.catch_up["catchingUp"] = False
-        self.catch_up["lastCompletedAt"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.catch_up["lastCompletedAt"] = rfc3339()
         c = self.catch_up
         log.info("catch-up from %s: %d read, %d accepted, %d dropped", stream, c["read"], c["accepted"], c["dropped"])
         self._catch_up_event()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,13 @@ from .. import natsjwt
 from ..errors import FederationError
 from ..identity import Identity, node_id_for_key
 from ..protocol import FedCode
+from ..timestamps import rfc3339
 
 log = logging.getLogger("monitor_agent.federation")
 
 
 def _when(ts: int | None) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else "never"
+    return rfc3339(ts) if ts else "never"
 
 
 class NodeCredentials:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from .. import __version__
+from ..timestamps import rfc3339
 
 # What the Privacy tab promises is never sent (PROTOCOL.md §2, "Never in a message").
 NEVER_SHARED = (
@@ -57,12 +58,8 @@ def ts(value: Any) -> str | None:
     """RFC 3339 UTC with Z, whole seconds; strings pass through, epoch numbers are converted."""
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, datetime) or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return rfc3339(value)
     return str(value)
 
 

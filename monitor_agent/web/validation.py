@@ -192,6 +192,3 @@ def parse_empty_object(data: Mapping[str, Any]) -> None:
         raise BadRequest(f"unknown field {_show(sorted(data)[0])}: this endpoint takes no fields")
 
 
-def format_timestamp(value: datetime) -> str:
-    """RFC 3339 UTC with a Z, whole seconds (the protocol's timestamp form)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

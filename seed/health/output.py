@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
+
+from monitor_agent.timestamps import rfc3339
 
 from .checks import CHECK_NAMES, SKIPPED_UNREACHABLE
 from .runner import ServerReport
@@ -87,7 +88,7 @@ def format_json(reports: list[ServerReport]) -> str:
         {
             "status": status.name,
             "exit_code": int(status),
-            "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "checked_at": rfc3339(),
             "summary": summary_line(reports),
             "servers": [r.to_dict() for r in reports],
         },
