@@ -15,7 +15,7 @@ from monitor_agent.identity import load_identity
 
 from .conftest import agent_env, task_event, wait_for
 
-STATUS_KEYS = {"enabled", "connected", "state", "nodeId", "lastError", "stats"}
+STATUS_KEYS = {"enabled", "connected", "state", "nodeId", "lastError", "catchUp", "stats"}
 STATS_KEYS = {"connectedPeers", "tasks24h", "activeNodes", "tasksCompleted24h", "avgExecutionMs"}
 
 
