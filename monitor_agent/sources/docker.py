@@ -120,6 +120,12 @@ class DockerSource:
         ts, skip = cursor.get("ts"), int(cursor.get("skip") or 0)
         if not isinstance(ts, str) or len(ts) < 30:
             ts, skip = None, 0
+        if cursor.get("cid") not in (None, cid):
+            # A re-created container (same name, new id) has logs of its own: read them from their
+            # start. The old position would be wrong twice: the daemon stamps lines to the second,
+            # so `skip` (lines already read at that second) counted the old container's lines and
+            # would pass over the new container's first ones.
+            ts, skip = None, 0
         if self.container_id not in (None, cid):
             log.info("node logs: container %s was re-created (now %s)", self.container, cid[:12])
         self.container_id = cid
@@ -181,6 +187,6 @@ class DockerSource:
         pos = self.parser.resume_pos
         if pos is not None:
             ts, before = pos
-            self.agent.store.set_cursor(self.cursor_key, {"ts": ts, "skip": before})
+            self.agent.store.set_cursor(self.cursor_key, {"ts": ts, "skip": before, "cid": self.container_id})
         elif last_ts is not None:
-            self.agent.store.set_cursor(self.cursor_key, {"ts": last_ts, "skip": last_n})
+            self.agent.store.set_cursor(self.cursor_key, {"ts": last_ts, "skip": last_n, "cid": self.container_id})
