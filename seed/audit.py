@@ -170,7 +170,7 @@ def _stray_secrets(spec: Spec) -> list[Finding]:
 
 
 def _secret_modes(spec: Spec) -> list[Finding]:
-    out = []
+    out: list[Finding] = []
     d = spec.secrets_dir
     if not d.is_dir():
         return out

@@ -195,7 +195,7 @@ class ManagedProcess:
 
     def pids(self) -> list[int]:
         """The process and all its descendants (gunicorn master and workers)."""
-        if not self.alive():
+        if self.popen is None or not self.alive():
             return []
         try:
             root = psutil.Process(self.popen.pid)
@@ -378,10 +378,10 @@ class Demo:
 
         self._start_seed()
         self._start_console()
+        demo_user = self.spec.user(DEMO_USER)
+        assert demo_user is not None  # demo_spec_data declares it
         creds = write_credentials_file(
-            self.spec.secrets_dir / "demo-monitor.creds",
-            DEMO_USER,
-            user_password(self.spec, self.spec.user(DEMO_USER)),
+            self.spec.secrets_dir / "demo-monitor.creds", DEMO_USER, user_password(self.spec, demo_user)
         )
         seed_urls = self.spec.client_urls
         log_dir = self.root / "node-a-logs"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from monitor_agent.protocol import history_stream, history_subject
 
@@ -58,7 +59,7 @@ async def _ensure(spec: Spec, timeout: float) -> StreamState:
 
     user = history_manager(spec)
     assert user is not None
-    opts = {
+    opts: dict[str, Any] = {
         "servers": spec.client_urls,
         "name": HISTORY_MANAGER,
         "user": user.name,

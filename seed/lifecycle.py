@@ -372,7 +372,8 @@ def reload(
     say = progress or (lambda _msg: None)
     servers = _selected(spec, names)
     hashes = render.all_hashes(spec)
-    plans = []
+    plans: list[tuple[ServerSpec, int | None, Path | None, str, str]] = []
+    candidate: Path | None  # the rendered config waiting beside the live one (None: a remote server)
     # Check every server before touching any, so a refused change leaves all of them untouched.
     for server in servers:
         pid = running_pid(spec, server.name, state_dir)
@@ -405,6 +406,7 @@ def reload(
 
     results = []
     for server, pid, candidate, new_text, digest in plans:
+        assert pid is not None and candidate is not None  # via signal: every server runs here
         live = conf_path(spec, server.name, state_dir)
         old_text = live.read_text(encoding="utf-8")
         info = varz(server) or {}

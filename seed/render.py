@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -215,7 +216,8 @@ def cluster_context(
     for peer in spec.servers:
         if peer.name == server.name or peer.cluster_port is None:
             continue
-        for pw in (dial or {}).get(peer.name) or [password]:
+        dials: Sequence[str | None] = (dial or {}).get(peer.name) or [password]
+        for pw in dials:
             routes.append(route_url(spec, peer, pw))
     return {
         "name": spec.cluster_name,

@@ -11,7 +11,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import yaml
 
@@ -356,6 +356,10 @@ class _Reader:
             raise self.fail(node, _join(name, key), f"expected true or false, got {_kind(node.value)}")
         return node.value
 
+    @overload
+    def file(self, m: dict, key: str, name: str, base: Path, *, required: Literal[True]) -> Path: ...
+    @overload
+    def file(self, m: dict, key: str, name: str, base: Path, *, required: bool) -> Path | None: ...
     def file(self, m: dict, key: str, name: str, base: Path, *, required: bool) -> Path | None:
         node = m.get(key)
         raw = self.string(m, key, name, _REQUIRED if required else None)

@@ -49,7 +49,9 @@ def create_app(agent: Any, *, token: str | None = None, options: WebOptions | No
     )
     app.extensions[EXTENSION] = web
     # Every route and the /ws handshake: a Host not on the list (DNS rebinding) gets 421.
-    app.wsgi_app = HostGuard(app.wsgi_app, allowed_hosts, "MONITOR_ALLOWED_HOSTS")
+    app.wsgi_app = HostGuard(  # type: ignore[method-assign]  # Flask's documented middleware hook
+        app.wsgi_app, allowed_hosts, "MONITOR_ALLOWED_HOSTS"
+    )
 
     app.register_blueprint(api.bp)
     app.register_blueprint(prometheus.bp)

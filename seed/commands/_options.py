@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -61,7 +62,7 @@ def state_option(f):
     )(f)
 
 
-def fail(message: str, code: int = EXIT_FAILED) -> None:
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     click.echo(f"seedctl: {message}", err=True)
     sys.exit(code)
 

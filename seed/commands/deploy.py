@@ -105,6 +105,7 @@ def command(
             if routes:
                 extra = _deploy.route_rotation_vars(spec, create=not check)
             else:
+                assert new_user is not None  # checked above: --routes or --new-user
                 extra = _deploy.rotation_vars(spec, old_user, new_user, grace_period, create=not check)
         except (_deploy.DeployError, _deploy.secrets.SecretError) as exc:
             fail(str(exc), 2)

@@ -47,4 +47,6 @@ def command(
     if spec.history is not None:  # spec `history:`: the task-event stream exists with the spec's limits
         from .. import history
 
-        click.echo(history.describe(history.ensure_stream(spec, timeout=max(timeout, 30.0)), spec))
+        stream = history.ensure_stream(spec, timeout=max(timeout, 30.0))
+        if stream is not None:
+            click.echo(history.describe(stream, spec))

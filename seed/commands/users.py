@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -69,7 +70,7 @@ def list_users(spec_path: Path, show_passwords: bool, as_json: bool) -> None:
     nkeys = set(secrets.list_nkey_names(spec.secrets_dir))
     rows = []
     for u in render.effective_users(spec):
-        row = {
+        row: dict[str, Any] = {
             "name": u.name,
             "role": u.role,
             "auth": u.auth,

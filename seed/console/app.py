@@ -112,7 +112,7 @@ def create_app(
 
     # Every route: a Host not on the list (DNS rebinding) gets 421 before the app sees it.
     hosts = HostAllowList(bind_host or spec.console.host, (*spec.console.allowed_hosts, *allowed_hosts))
-    app.wsgi_app = HostGuard(
+    app.wsgi_app = HostGuard(  # type: ignore[method-assign]  # Flask's documented middleware hook
         app.wsgi_app, hosts, "console.allowed_hosts in the spec (or seedctl console --allowed-host)"
     )
 

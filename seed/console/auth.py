@@ -117,12 +117,12 @@ class LoginLimiter:
         now = now or time.monotonic()
         with self._lock:
             if device:
-                q = self._devices.pop(device, None) or deque(maxlen=self.per_address)
+                q = self._devices.pop(device, deque(maxlen=self.per_address))
                 q.append(now)
                 self._devices[device] = q
                 while len(self._devices) > 1000:
                     self._devices.popitem(last=False)
-            q = self._addresses.pop(client, None) or deque(maxlen=64)
+            q = self._addresses.pop(client, deque(maxlen=64))
             q.append(now)
             self._addresses[client] = q  # most recent last
             while len(self._addresses) > self.max_addresses:
@@ -174,7 +174,8 @@ class SessionStore:
 
     def revoke(self, sid: object) -> None:
         with self._lock:
-            self._sessions.pop(sid, None)  # type: ignore[arg-type]
+            if isinstance(sid, str):
+                self._sessions.pop(sid, None)
 
     def revoke_all(self) -> None:
         with self._lock:
@@ -249,9 +250,9 @@ def _password_ok(given: str) -> bool:
 
 
 def _bearer_ok() -> bool:
-    token = current_app.config.get("METRICS_TOKEN")
+    token: str | None = current_app.config.get("METRICS_TOKEN")
     header = request.headers.get("Authorization", "")
-    return bool(token) and header.startswith("Bearer ") and _same(header[7:].strip(), token)
+    return bool(token) and header.startswith("Bearer ") and _same(header[7:].strip(), token or "")
 
 
 def gate():
@@ -278,7 +279,9 @@ def logged_in() -> bool:
 
 
 def _devices() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt="seed-console-device")
+    key = current_app.secret_key
+    assert key is not None  # create_app sets SECRET_KEY
+    return URLSafeTimedSerializer(key, salt="seed-console-device")
 
 
 def _device_id() -> str | None:
