@@ -28,7 +28,7 @@ import logging
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .compare import Comparator, CompareCollector
@@ -37,6 +37,7 @@ from .errors import FederationError
 from .events import EventBus
 from .federation import FederationClient
 from .identity import Identity, load_identity
+from .interfaces import AgentLike, Source
 from .metrics import AgentMetrics
 from .model import LocalTask, TaskEvent
 from .protocol import FedCode, FederationState
@@ -48,11 +49,6 @@ log = logging.getLogger("monitor_agent")
 STATS_TICK_S = 2.0
 COMPARE_EVERY_TICKS = 3  # federation_compare at most every 6 s, and only when it changed
 BROADCAST_STATUSES = ("received", "completed", "failed")
-
-
-class Source(Protocol):
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
 
 
 HISTORY_S = 600
@@ -101,7 +97,7 @@ class Agent:
             lambda: self.store.writer_backlog,
             lambda: self.store.network_stats()["connectedPeers"],
         )
-        self._sources: list[Any] = []
+        self._sources: list[Source] = []
         self._running = False
         self._ticker_stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -245,7 +241,8 @@ class Agent:
                 raise ValueError(f"{key} must be true or false")
         with self._lock:
             save_settings(self.config.data_dir, changes)
-            self.config = replace(self.config, **{SWITCHES[k]: v for k, v in changes.items()})
+            switched: dict[str, Any] = {SWITCHES[k]: v for k, v in changes.items()}
+            self.config = replace(self.config, **switched)
             self.federation.config = self.config
             self.federation.set_switches(
                 broadcast_tasks=changes.get("broadcastTasks"),
@@ -351,3 +348,9 @@ def _name(source: Any) -> str:
 
 def _now_iso() -> str:
     return rfc3339()
+
+
+if TYPE_CHECKING:
+
+    def _agent_is_agent_like(agent: Agent) -> AgentLike:  # mypy: Agent provides what its users use
+        return agent

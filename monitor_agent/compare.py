@@ -50,6 +50,7 @@ MAX_NODE_SERIES = 1_500
 MAX_NETWORK_SERIES = 200  # chain x task type pairs (a hostile peer could invent many)
 # How old an answer may be before a background refresh: a day's figures move slowly.
 CACHE_S = {"1h": 5.0, "24h": 60.0}
+CacheKey = tuple[int | None, str | None, str]  # (chainId, taskType, window) of a cached answer
 VERDICTS = ("not_enough_data", "in_line", "your_node", "the_network")
 
 _TERMINAL = {"task_completed": False, "task_failed": True}
@@ -243,7 +244,7 @@ class Comparator:
         self.network: dict[tuple[int, str], Series] = {}
         self.own: dict[tuple[int, str], Series] = {}
         self.nodes: OrderedDict[tuple[str, int, str], Series] = OrderedDict()
-        self._cache: dict[tuple, tuple[float, dict]] = {}
+        self._cache: dict[CacheKey, tuple[float, dict[str, Any], bytes]] = {}
         self._compute_lock = threading.Lock()
         self._pending_exec: OrderedDict[str, tuple[int, int, str]] = OrderedDict()
         self.events_added = 0
@@ -388,7 +389,8 @@ class Comparator:
         """Drop series with nothing in the last 49 h and every series' expired buckets."""
         horizon = now_ms - 49 * 3_600_000
         with self._lock:
-            for table in (self.network, self.own, self.nodes):
+            tables: tuple[dict[Any, Series], ...] = (self.network, self.own, self.nodes)
+            for table in tables:
                 for key in [k for k, s in table.items() if s.last_ms < horizon]:
                     del table[key]
                 for series in table.values():
@@ -424,7 +426,7 @@ class Comparator:
         """The same body as JSON, encoded once per computation (the API's hot path)."""
         return self._cached((chain_id, task_type, window))[2]
 
-    def _cached(self, key: tuple) -> tuple[float, dict[str, Any], bytes]:
+    def _cached(self, key: CacheKey) -> tuple[float, dict[str, Any], bytes]:
         hit = self._cache.get(key)
         if hit is None:
             with self._compute_lock:
@@ -438,7 +440,7 @@ class Comparator:
             ).start()
         return hit
 
-    def _refresh_locked(self, key: tuple) -> None:
+    def _refresh_locked(self, key: CacheKey) -> None:
         try:
             self._refresh(key)
         except Exception:
@@ -446,7 +448,7 @@ class Comparator:
         finally:
             self._compute_lock.release()
 
-    def _refresh(self, key: tuple) -> tuple[float, dict[str, Any], bytes]:
+    def _refresh(self, key: CacheKey) -> tuple[float, dict[str, Any], bytes]:
         """Compute and cache (the caller holds `_compute_lock`)."""
         body = self._compute(*key, None)
         entry = (time.monotonic(), body, msgspec.json.encode(body))
@@ -455,7 +457,9 @@ class Comparator:
             self._cache.pop(next(iter(self._cache)))
         return entry
 
-    def _compute(self, chain_id, task_type, window, now_ms) -> dict[str, Any]:
+    def _compute(
+        self, chain_id: int | None, task_type: str | None, window: str, now_ms: int | None
+    ) -> dict[str, Any]:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         start = window_start(window, now_ms)
         chains = [chain_id] if chain_id is not None else self.chains()
@@ -539,10 +543,11 @@ class Comparator:
             if fig.events:
                 node_figs.append(fig)
         network.nodes = len(node_figs)
-        ranked = [f for f in node_figs if f.completed >= NODE_MIN_EVENTS and f.p50 is not None]
+        ranked = [f.p50 for f in node_figs if f.completed >= NODE_MIN_EVENTS and f.p50 is not None]
         rank = None
         if own.p50 is not None and ranked:
-            faster = sum(1 for f in ranked if f.p50 < own.p50)
+            own_p50 = own.p50
+            faster = sum(1 for p50 in ranked if p50 < own_p50)
             pct = round(100 * faster / len(ranked))
             rank = {
                 "metric": "p50ExecutionMs",
@@ -550,7 +555,8 @@ class Comparator:
                 "nodes": len(ranked),
                 "text": f"Your p50 execution time on {label} is slower than {pct} % of {len(ranked)} nodes.",
             }
-        rated = [f.failure_rate for f in node_figs if f.events >= NODE_MIN_EVENTS]
+        # (a node with events has a failure rate)
+        rated = [r for f in node_figs if f.events >= NODE_MIN_EVENTS and (r := f.failure_rate) is not None]
         # Baseline: the network's counts in the 24 h (window 1 h) or the day (window 24 h) before.
         base_failed = base_events = 0
         base_end = start - 1

@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
@@ -322,7 +323,7 @@ ENV_VARIABLES = tuple(_ENV)
 def load_config(environ: Mapping[str, str] | None = None, *, apply_settings: bool = True) -> Config:
     """Build the Config from the environment, then the persisted API settings."""
     env = os.environ if environ is None else environ
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # Config field -> its parsed value (each parser checks its own)
     for var, (attr, parse) in _ENV.items():
         raw = env.get(var)
         if raw is None or raw.strip() == "":
@@ -335,7 +336,8 @@ def load_config(environ: Mapping[str, str] | None = None, *, apply_settings: boo
     if config.node_log_source == "files" and config.node_log_dir is None:
         raise ConfigError("NODE_LOG_DIR", "", "a directory when NODE_LOG_SOURCE=files")
     if apply_settings:
-        config = replace(config, **{SWITCHES[k]: v for k, v in read_settings(config.data_dir).items()})
+        switched: dict[str, Any] = {SWITCHES[k]: v for k, v in read_settings(config.data_dir).items()}
+        config = replace(config, **switched)
     return config
 
 

@@ -78,19 +78,26 @@ def quantile(sketch: BaseDDSketch | None, q: float) -> float | None:
     return sketch.get_quantile_value(q)
 
 
+def _value_at(sketch: BaseDDSketch, q: float) -> float:
+    """A quantile of a non-empty sketch (ddsketch types it Optional: None only when empty)."""
+    value = sketch.get_quantile_value(q)
+    assert value is not None
+    return value
+
+
 def fraction_above(sketch: BaseDDSketch, value: float) -> float:
     """The share of the sketch's values above `value` (bisection on its quantiles, ±1/count)."""
     n = sketch.count
     if not n:
         return 0.0
-    if sketch.get_quantile_value(1.0) <= value:
+    if _value_at(sketch, 1.0) <= value:
         return 0.0
-    if sketch.get_quantile_value(0.0) > value:
+    if _value_at(sketch, 0.0) > value:
         return 1.0
     lo, hi = 0.0, 1.0  # quantile(lo) <= value < quantile(hi)
     for _ in range(max(8, math.ceil(math.log2(n + 1)) + 1)):
         mid = (lo + hi) / 2
-        if sketch.get_quantile_value(mid) <= value:
+        if _value_at(sketch, mid) <= value:
             lo = mid
         else:
             hi = mid

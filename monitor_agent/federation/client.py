@@ -40,6 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from .. import __version__, anonymizer, privacy_gate
 from ..config import Config, credentials_kind, redact_url
@@ -62,6 +63,8 @@ from ..protocol import (
     STATS_PRIVATE_BUCKET_S,
     FedCode,
     FederationState,
+    PresenceMessage,
+    TaskMessage,
     history_stream,
     history_subject,
     subject_for,
@@ -200,7 +203,7 @@ class FederationClient:
         self._buffer: deque[_Outgoing] = deque()
         self._wake: asyncio.Event | None = None
         self._stop_event: asyncio.Event | None = None
-        self._sub = None
+        self._sub: Subscription | None = None
         self.pipeline = ReceivePipeline(
             identity.node_id,
             prefix=config.subject_prefix,
@@ -622,7 +625,7 @@ class FederationClient:
             options["tls"] = ctx
         path = self.config.credentials_file
         kind = credentials_kind(Path(path).read_text(encoding="utf-8")) if path is not None else None
-        if kind in ("jwt", "nodekey"):  # from `seedctl enroll approve`: public material only
+        if path is not None and kind in ("jwt", "nodekey"):  # from `seedctl enroll approve`: public only
             self._node_creds = NodeCredentials(path, kind, self.identity)
             options.update(self._node_creds.options())
         else:
@@ -817,7 +820,7 @@ class FederationClient:
             why = self._node_creds.closed_by_server(text) if self._node_creds is not None else None
             if why is not None:
                 self.record_error(FedCode.AUTH_FAILED, why)
-            elif text:
+            elif nc is not None and nc.last_error is not None and text:
                 self.record_error(classify(nc.last_error), f"the seed closed the connection: {text}")
             if self._server_closed is not None:
                 self._server_closed.set()
@@ -942,7 +945,7 @@ class FederationClient:
         self.metrics.received.labels(kind=verdict.kind).inc()
         m = verdict.message
         pin = verdict.key if verdict.new_pin else None
-        if verdict.kind == KIND_TASK:
+        if isinstance(m, TaskMessage):
             # An old task (a sender's backlog, or a replay) says nothing about the sender being up
             # now: the peer's lastSeen moves only as far as the message's own time.
             seen_ms = at_ms if verdict.fresh else min(at_ms, verdict.ts * 1000)
@@ -962,7 +965,7 @@ class FederationClient:
                 )
             ):
                 self.metrics.drop("store_backlog")
-        elif verdict.kind == KIND_PRESENCE:
+        elif isinstance(m, PresenceMessage):
             self.store.enqueue_peer(
                 m.nodeId,
                 at_ms,
@@ -972,7 +975,7 @@ class FederationClient:
                 tasks_reported=m.tasksReported,
                 pinned_key=pin,
             )
-        else:
+        else:  # a StatsMessage
             stats = {
                 "tasks24h": m.tasks24h,
                 "tasksCompleted24h": m.tasksCompleted24h,

@@ -249,7 +249,7 @@ class ReceivePipeline:
         bucket_kind = kind if message.event != "node_offline" else OFFLINE_BUCKET
         if not self.buckets.allow(key or node_id, bucket_kind, now):
             return Dropped("rate_limited", f"{kind} rate of {node_id} exceeded")
-        if new_pin:
+        if new_pin and key_b64 is not None:  # (a new pin is a signed message's key)
             if len(self._pins_here) > 10_000:
                 self._pins_here.clear()  # the store holds them by now; this only bridges a batch
                 self._bound_here.clear()

@@ -95,8 +95,10 @@ def eventdb_records(doc: Any, stats: Counter | None = None) -> Iterator[TaskEven
             )
         elif kind == "computed_outcome" and exec_id:
             stats["computed_outcome"] += 1
-            body = rec.get("payload") if isinstance(rec.get("payload"), dict) else rec
-            metrics = body.get("outcome") if isinstance(body.get("outcome"), dict) else body
+            payload = rec.get("payload")
+            body = payload if isinstance(payload, dict) else rec
+            outcome = body.get("outcome")
+            metrics = outcome if isinstance(outcome, dict) else body
             ev = TaskEvent("completed", exec_id, at)
             LogParser._apply_metrics(ev, metrics)
             error = F.find(rec, "error")

@@ -120,8 +120,8 @@ def task_type_of(task_id: Any) -> str | None:
         return _TYPE_OF[head]
     except KeyError:
         pass
-    kind = head.lower()
-    kind = kind if TASK_TYPE_RE.match(kind) else None
+    lower = head.lower()
+    kind = lower if TASK_TYPE_RE.match(lower) else None
     if len(_TYPE_OF) > 256:
         _TYPE_OF.clear()
     _TYPE_OF[head] = kind

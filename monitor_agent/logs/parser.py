@@ -254,6 +254,7 @@ class LogParser:
         cur_i = -1
         entries = 0
         i = -1
+        hdr: Any  # _classify's header tuple or changed line text (`type(hdr) is tuple` tells them apart)
         for line in lines:
             i += 1
             c = line[:1]
@@ -316,7 +317,7 @@ class LogParser:
                 out.extend(self._finish())
             cur_at, cur_level, cur_logger, cur_msg = at, level, logger, msg
             cur_i = i
-            self._last_at = at  # what an impossible date falls back to
+            self._last_at = at  # type: ignore[assignment]  # a header's time: never None here
         self._lines += i + 1
         if cur_msg is not None:
             self._stats.entries += entries - 1
@@ -440,6 +441,7 @@ class LogParser:
 
     def _finish(self) -> list:
         """Records of the open entry, which is complete."""
+        assert self._hdr is not None  # callers check that an entry is open
         _, at, level, logger, msg = self._hdr
         cont = self._cont
         self._hdr = self._cont = None

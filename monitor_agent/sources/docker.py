@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from ..errors import FederationError
+from ..interfaces import AgentLike
 from ..logs import LogParser
 from .docker_api import DockerClient, DockerError, socket_path
 from .docker_stream import Demuxer, LineSplitter, ProtocolError, since_param
@@ -32,7 +33,7 @@ class DockerSource:
 
     def __init__(
         self,
-        agent: Any,
+        agent: AgentLike,
         container: str = "runner-node",
         docker_host: str = "unix:///var/run/docker.sock",
         *,

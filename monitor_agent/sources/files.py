@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FederationError
+from ..interfaces import AgentLike
 from ..logs import LogParser
 from .sink import RecordSink
 
@@ -138,7 +139,7 @@ class FileSource:
 
     def __init__(
         self,
-        agent: Any,
+        agent: AgentLike,
         folder: Path | str,
         *,
         poll_interval: float = 0.25,

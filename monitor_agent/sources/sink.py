@@ -6,6 +6,7 @@ import logging
 from collections import Counter
 from typing import Any
 
+from ..interfaces import AgentLike
 from ..logs import Invoice, LogEntry, SlotUsage
 from ..model import TaskEvent
 
@@ -16,7 +17,7 @@ class RecordSink:
     """Delivers parser output. `deliver` raises the store's `FederationError` (FED_006) if the
     database refused a task event: the caller keeps its cursor and reads again later."""
 
-    def __init__(self, agent: Any):
+    def __init__(self, agent: AgentLike):
         self.agent = agent
         self.counts: Counter[str] = Counter()
         self.last_slots: dict[str, SlotUsage] = {}

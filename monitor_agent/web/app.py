@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from typing import Any
 
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import FederationError
+from ..interfaces import AgentLike
 from . import api, dashboard, prometheus, ws
 from .auth import ensure_api_token
 from .hosts import HostAllowList, HostGuard
@@ -26,7 +26,7 @@ _MESSAGES = {
 }
 
 
-def create_app(agent: Any, *, token: str | None = None, options: WebOptions | None = None) -> Flask:
+def create_app(agent: AgentLike, *, token: str | None = None, options: WebOptions | None = None) -> Flask:
     """Build the web app around a constructed agent (started or not).
 
     The API token is `token`, else MONITOR_API_TOKEN, else the one generated in DATA_DIR.

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import current_app
+
+if TYPE_CHECKING:
+    from ..interfaces import AgentLike
+    from .hosts import HostAllowList
 
 EXTENSION = "monitor_agent"
 
@@ -24,11 +29,11 @@ class WebOptions:
 
 @dataclass(slots=True)
 class WebState:
-    agent: Any
+    agent: AgentLike
     token: str
-    token_path: Any
+    token_path: Path | None  # where the generated token is kept (None: given by the caller)
     options: WebOptions
-    allowed_hosts: Any = None  # hosts.HostAllowList: Host names (and WebSocket Origins) answered
+    allowed_hosts: HostAllowList | None = None  # Host names (and WebSocket Origins) answered
     shutting_down: threading.Event = field(default_factory=threading.Event)
     ws_lock: threading.Lock = field(default_factory=threading.Lock)
     ws_clients: int = 0
@@ -50,4 +55,5 @@ class WebState:
 
 
 def state() -> WebState:
-    return current_app.extensions[EXTENSION]
+    web: WebState = current_app.extensions[EXTENSION]
+    return web

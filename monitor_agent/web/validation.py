@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from ..config import SWITCHES
 from ..protocol import TASK_TYPE_RE
@@ -78,6 +78,10 @@ def check_params(args: Mapping[str, list[str]], allowed: tuple[str, ...]) -> dic
     return out
 
 
+@overload
+def parse_int(name: str, raw: str | None, lo: int, hi: int, default: int) -> int: ...
+@overload
+def parse_int(name: str, raw: str | None, lo: int, hi: int, default: None = None) -> int | None: ...
 def parse_int(name: str, raw: str | None, lo: int, hi: int, default: int | None = None) -> int | None:
     """An integer parameter in lo..hi (decimal digits only, no sign, no spaces)."""
     if raw is None:
