@@ -34,6 +34,7 @@ INBOX = "_INBOX.>"
 # The FED-account user seedctl creates/updates the history stream with (spec `history:` only).
 HISTORY_MANAGER = "seedctl-history"
 JETSTREAM_DIR = "jetstream"
+HISTORY_ACCOUNT = "FED"  # the account of the federation users and the history stream (the template's)
 JETSTREAM_MAX_MEMORY = 64 * 1024 * 1024  # ordered consumers' state only: the stream is on disk
 ADMIN_RESERVE = 100  # connections of each server the federation account leaves free (at most a tenth)
 

@@ -69,9 +69,23 @@ def _unknown(message: str) -> None:
     show_default=True,
     help="Seconds a restart seen since the last run stays a WARNING (0: never warn).",
 )
+@click.option(
+    "--history-warn",
+    type=click.IntRange(1, 100),
+    default=80,
+    show_default=True,
+    help="% of history.max_bytes the history stream may fill (spec history: only).",
+)
+@click.option(
+    "--history-crit",
+    type=click.IntRange(1, 100),
+    default=95,
+    show_default=True,
+    help="% of history.max_bytes (past it older events go before max_age).",
+)
 def command(
     spec_path, servers, fmt, timeout, via, quiet, no_drift, state_file, stateless, conn_warn, conn_crit,
-    cert_warn_days, cert_crit_days, restart_window,
+    cert_warn_days, cert_crit_days, restart_window, history_warn, history_crit,
 ):  # fmt: skip
     """Check the health of the spec's seed servers over their monitoring endpoints
     (HTTP on 8222, or the same data through the system account over NATS: --via).
@@ -82,7 +96,9 @@ def command(
     CPU, topology (live routes vs the spec's cluster peers), config drift
     (running config_digest vs what `seedctl render` produces now), TLS
     certificate expiry, recent restart, version skew in the cluster, and
-    federation traffic on tbfed.v1.>.
+    federation traffic on tbfed.v1.>. With `history:` in the spec, also the
+    history stream: present with a leader elected, every replica current
+    (none lagging or offline), storage used vs history.max_bytes.
 
     \b
     Exit code (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. The first line
@@ -100,9 +116,10 @@ def command(
         _unknown(
             f"no server named {', '.join(map(repr, unknown))} in {spec.path} (servers: {', '.join(spec.names)})"
         )
-    if conn_warn > conn_crit or cert_crit_days > cert_warn_days:
+    if conn_warn > conn_crit or cert_crit_days > cert_warn_days or history_warn > history_crit:
         _unknown(
-            "warning thresholds must be below critical ones (--conn-warn <= --conn-crit, cert days reversed)"
+            "warning thresholds must be below critical ones (--conn-warn <= --conn-crit, "
+            "--history-warn <= --history-crit, cert days reversed)"
         )
     thresholds = Thresholds(
         conn_warn=conn_warn / 100,
@@ -110,6 +127,8 @@ def command(
         cert_warn_days=cert_warn_days,
         cert_crit_days=cert_crit_days,
         restart_window_s=restart_window,
+        history_warn=history_warn / 100,
+        history_crit=history_crit / 100,
     )
     mem_path = None if stateless else (state_file or health_memory.default_path(spec))
     memory = health_memory.load(mem_path)

@@ -28,6 +28,9 @@ class Thresholds:
     cpu_crit: float = 0.90
     restart_window_s: float = 600  # a restart observed less than this ago is reported
     traffic_quiet_s: float = 90  # presence heartbeats come every 30 s: 90 s of silence is not normal
+    history_warn: float = 0.80  # share of the history stream's max_bytes (spec `history:`)
+    history_crit: float = 0.95  # past it the oldest events go before max_age: the catch-up window shrinks
+    replica_silent_s: float = 5.0  # the stream leader hears from each replica every second or so
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,20 @@ class Expectations:
     digest_error: str | None = None  # why `digest` could not be computed
     cluster_versions: Mapping[str, str] = field(default_factory=dict)  # reachable members -> version
     intended_start: str | None = None  # when `seedctl up` started it on this machine (a deliberate start)
+    history: HistoryExpect | None = None  # spec `history:`: the stream this server should serve
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryExpect:
+    """The history stream as the spec wants it, and what its leader said about its replicas."""
+
+    stream: str
+    max_bytes: int
+    max_age_s: int
+    replicas: int
+    leader: str | None = None  # the stream leader as reported by any sampled server
+    leader_replicas: tuple[Mapping, ...] | None = None  # the leader's own view of its followers
+    hosted_on: tuple[str, ...] = ()  # sampled servers that hold a replica
 
 
 CHECK_NAMES = (
@@ -47,7 +64,14 @@ CHECK_NAMES = (
 )  # fmt: skip
 
 
+# Only with `history:` in the spec (without it the checks and their output are as before).
+HISTORY_CHECK_NAMES = ("history_stream", "history_replicas", "history_storage")
+
 SKIPPED_UNREACHABLE = "skipped: server unreachable"
+
+
+def check_names(exp: Expectations) -> tuple[str, ...]:
+    return CHECK_NAMES + HISTORY_CHECK_NAMES if exp.history is not None else CHECK_NAMES
 
 
 def _now(sample: Sample) -> datetime:
@@ -363,6 +387,176 @@ def check_federation_traffic(sample: Sample, prev, exp, th) -> CheckResult:
     )
 
 
+# ---- the history stream (spec `history:`): JetStream data of /jsz?acc=FED&streams=1&config=1
+
+
+def stream_detail(jsz: Mapping | None, stream: str) -> dict | None:
+    """The /jsz `stream_detail` of `stream` on this server (None: no replica here)."""
+    for acc in (jsz or {}).get("account_details") or ():
+        for sd in (acc or {}).get("stream_detail") or ():
+            if isinstance(sd, dict) and sd.get("name") == stream:
+                return sd
+    return None
+
+
+def _jsz_problem(name: str, sample: Sample) -> CheckResult | None:
+    """Why this server's JetStream data cannot be judged, as a result (None: it can)."""
+    if sample.jsz is None:
+        err = sample.jsz_error
+        status = Status.CRITICAL if err and err.transport else Status.UNKNOWN
+        return CheckResult(name, status, f"no /jsz: {err.message if err else 'not asked'}")
+    if sample.jsz.get("disabled") or "config" not in sample.jsz:
+        return CheckResult(
+            name,
+            Status.CRITICAL,
+            "JetStream is off on this server: run `seedctl reload` (spec history: needs it)",
+        )
+    return None
+
+
+def _not_hosted(name: str, h: HistoryExpect) -> CheckResult:
+    if h.hosted_on and h.replicas < len(h.hosted_on) + 1 and h.leader:
+        where = ", ".join(h.hosted_on)
+        return CheckResult(name, Status.OK, f"no replica on this server ({h.replicas} on {where})", 0)
+    return CheckResult(
+        name,
+        Status.CRITICAL,
+        f"stream {h.stream} missing: run `seedctl reload` (it creates the stream)",
+        0,
+    )
+
+
+def replica_problem(r: Mapping, silent_s: float) -> str | None:
+    """What is wrong with one replica in its stream leader's /jsz view (None: current)."""
+    if r.get("offline"):
+        return "offline"
+    silent = (r.get("active") or 0) / 1e9  # nanoseconds since the leader last heard from it
+    if silent >= silent_s:
+        return f"not heard from for {human_duration(silent)}"
+    if not r.get("current"):
+        lag = r.get("lag")
+        return f"not current ({lag} operations behind)" if lag else "not current"
+    return None
+
+
+def check_history_stream(sample: Sample, prev, exp, th) -> CheckResult:
+    h = exp.history
+    problem = _jsz_problem("history_stream", sample)
+    if problem:
+        return problem
+    sd = stream_detail(sample.jsz, h.stream)
+    if sd is None:
+        return _not_hosted("history_stream", h)
+    leader = (sd.get("cluster") or {}).get("leader")
+    count = int((sd.get("state") or {}).get("messages") or 0)
+    if not leader:
+        return CheckResult(
+            "history_stream",
+            Status.CRITICAL,
+            f"{h.stream}: no leader elected (too few replicas up for a quorum): events are not stored",
+            count,
+        )
+    who = "this server" if leader == sample.name else leader
+    return CheckResult("history_stream", Status.OK, f"{h.stream}: {count} events, leader {who}", count)
+
+
+def check_history_replicas(sample: Sample, prev, exp, th) -> CheckResult:
+    h = exp.history
+    problem = _jsz_problem("history_replicas", sample)
+    if problem:
+        return problem
+    sd = stream_detail(sample.jsz, h.stream)
+    if sd is None:
+        return _not_hosted("history_replicas", h)
+    running = (sd.get("config") or {}).get("num_replicas") or 1
+    if running != h.replicas:
+        return CheckResult(
+            "history_replicas",
+            Status.WARNING,
+            f"stream has {running} replicas, the spec says {h.replicas}: run `seedctl reload`",
+            running,
+        )
+    if h.replicas == 1:
+        return CheckResult(
+            "history_replicas", Status.OK, "1 replica (history.replicas: 1, not replicated)", 1
+        )
+    leader = (sd.get("cluster") or {}).get("leader")
+    if not leader:
+        return CheckResult("history_replicas", Status.CRITICAL, "no leader: replicas cannot be current", 0)
+    if h.leader_replicas is None or h.leader != leader:
+        return CheckResult(
+            "history_replicas", Status.OK, f"judged on the leader {leader} (not sampled in this run)", None
+        )
+    peers = {str(r.get("name")): r for r in h.leader_replicas if isinstance(r, Mapping)}
+
+    def behind(name: str, r: Mapping) -> str | None:
+        why = replica_problem(r, th.replica_silent_s)
+        return f"{name} {why}" if why else None
+
+    if sample.name == leader:
+        bad = [why for n, r in sorted(peers.items()) if (why := behind(n, r))]
+        placed = len(peers) + 1
+        if placed < h.replicas:
+            bad.append(f"only {placed} of {h.replicas} replicas placed")
+        current = placed - sum(1 for n, r in peers.items() if behind(n, r))
+        if bad:
+            return CheckResult(
+                "history_replicas",
+                Status.WARNING,
+                f"{current}/{h.replicas} replicas current (leader here): {'; '.join(bad)}",
+                current,
+            )
+        return CheckResult(
+            "history_replicas", Status.OK, f"{current}/{h.replicas} replicas current (leader here)", current
+        )
+    mine = peers.get(sample.name)
+    if mine is None:
+        return CheckResult(
+            "history_replicas", Status.WARNING, f"leader {leader} does not list this server as a replica", 0
+        )
+    why = replica_problem(mine, th.replica_silent_s)
+    if why:
+        return CheckResult("history_replicas", Status.WARNING, f"this replica: {why} (leader {leader})", 0)
+    return CheckResult("history_replicas", Status.OK, f"this replica is current (leader {leader})", 1)
+
+
+def check_history_storage(sample: Sample, prev, exp, th) -> CheckResult:
+    h = exp.history
+    problem = _jsz_problem("history_storage", sample)
+    if problem:
+        return problem
+    sd = stream_detail(sample.jsz, h.stream)
+    if sd is None:
+        return _not_hosted("history_storage", h)
+    state = sd.get("state") or {}
+    used = int(state.get("bytes") or 0)
+    limit = int((sd.get("config") or {}).get("max_bytes") or 0)
+    if limit <= 0:
+        limit = h.max_bytes
+    share = used / limit
+    text = f"{human_bytes(used)} of max_bytes {human_bytes(limit)} ({share:.0%})"
+    first = parse_time(state.get("first_ts"))
+    if first is not None and first.year > 1 and state.get("messages"):
+        held = (_now(sample) - first).total_seconds()
+        if held < h.max_age_s:
+            text += f", oldest event {human_duration(held)} old (max_age {human_duration(h.max_age_s)})"
+    advice = ": older events go before max_age; raise history.max_bytes, then `seedctl reload`"
+    if share >= th.history_crit:
+        return CheckResult(
+            "history_storage", Status.CRITICAL, f"{text} >= {th.history_crit:.0%}{advice}", used
+        )
+    if share >= th.history_warn:
+        return CheckResult(
+            "history_storage", Status.WARNING, f"{text} >= {th.history_warn:.0%}{advice}", used
+        )
+    return CheckResult("history_storage", Status.OK, text, used)
+
+
+HISTORY_CHECKS: tuple[Callable[..., CheckResult], ...] = (
+    check_history_stream, check_history_replicas, check_history_storage,
+)  # fmt: skip
+
+
 CHECKS: tuple[Callable[..., CheckResult], ...] = (
     check_reachable, check_healthz, check_connections, check_slow_consumers, check_stale_connections,
     check_memory, check_cpu, check_topology, check_config_drift, check_tls_cert, check_restart,
@@ -378,9 +572,9 @@ def evaluate(
     if not sample.reachable:
         # One cause, one CRITICAL: the other checks have nothing to judge.
         first = check_reachable(sample, prev, exp, th)
-        return [first] + [CheckResult(n, Status.UNKNOWN, SKIPPED_UNREACHABLE) for n in CHECK_NAMES[1:]]
+        return [first] + [CheckResult(n, Status.UNKNOWN, SKIPPED_UNREACHABLE) for n in check_names(exp)[1:]]
     results = []
-    for check in CHECKS:
+    for check in CHECKS + (HISTORY_CHECKS if exp.history is not None else ()):
         try:
             results.append(check(sample, prev, exp, th))
         except (TypeError, ValueError, KeyError, AttributeError) as exc:

@@ -146,8 +146,10 @@ class MonitorClient:
     async def accstatz(self) -> dict:
         return (await self.get_json("accstatz"))[1]
 
-    async def jsz(self) -> dict:
-        return (await self.get_json("jsz"))[1]
+    async def jsz(self, *, account: str | None = None) -> dict:
+        """`/jsz`; with `account`, that account's streams with their config, state and replicas."""
+        params = {"acc": account, "streams": 1, "config": 1} if account else None
+        return (await self.get_json("jsz", params))[1]
 
 
 @functools.cache

@@ -68,7 +68,7 @@ def metric_families(reports: Iterable[ServerReport]) -> list:
         d = rep.check("config_drift")
         if d is not None and d.status.name in ("OK", "WARNING"):
             drift.add_metric(lab, 1.0 if d.status.name == "WARNING" else 0.0)
-    return [
+    families = [
         up,
         status,
         check,
@@ -85,6 +85,45 @@ def metric_families(reports: Iterable[ServerReport]) -> list:
         mem,
         cpu,
     ]
+    return families + history_families(reports)
+
+
+def history_families(reports: list[ServerReport]) -> list:
+    """The history stream's gauges (spec `history:` only: none at all without it)."""
+    with_history = [rep for rep in reports if "history_bytes" in rep.figures]
+    if not with_history:
+        return []
+    fams = {
+        "history_messages": GaugeMetricFamily(
+            "nats_seed_history_messages",
+            "Task events in this seed's replica of the history stream",
+            labels=["seed"],
+        ),
+        "history_bytes": GaugeMetricFamily(
+            "nats_seed_history_bytes", "Bytes in this seed's replica of the history stream", labels=["seed"]
+        ),
+        "history_max_bytes": GaugeMetricFamily(
+            "nats_seed_history_max_bytes",
+            "The history stream's max_bytes (spec history.max_bytes)",
+            labels=["seed"],
+        ),
+        "history_leader": GaugeMetricFamily(
+            "nats_seed_history_leader", "1 if this seed leads the history stream", labels=["seed"]
+        ),
+        "history_replica_current": GaugeMetricFamily(
+            "nats_seed_history_replica_current",
+            "1 if this seed's replica of the history stream is current (per its leader)",
+            labels=["seed"],
+        ),
+    }
+    for rep in with_history:
+        for key, fam in fams.items():
+            value = rep.figures.get(key)
+            if isinstance(value, bool):
+                value = 1.0 if value else 0.0
+            if isinstance(value, int | float):
+                fam.add_metric([rep.name], float(value))
+    return list(fams.values())
 
 
 class ReportsCollector(Collector):

@@ -6,11 +6,11 @@ import json
 
 from monitor_agent.timestamps import rfc3339
 
-from .checks import CHECK_NAMES, SKIPPED_UNREACHABLE
+from .checks import CHECK_NAMES, HISTORY_CHECK_NAMES, SKIPPED_UNREACHABLE
 from .runner import ServerReport
 from .status import CheckResult, Status, worst
 
-_ORDER = {name: i for i, name in enumerate(CHECK_NAMES)}
+_ORDER = {name: i for i, name in enumerate(CHECK_NAMES + HISTORY_CHECK_NAMES)}
 
 
 def overall(reports: list[ServerReport]) -> Status:
@@ -52,6 +52,8 @@ def perfdata(reports: list[ServerReport]) -> str:
             parts.append(f"{n}_mem={f['mem_bytes']}B")
         if f.get("up"):
             parts.append(f"{n}_poll={f.get('poll_ms', 0)}ms")
+        if f.get("history_bytes") is not None:
+            parts.append(f"{n}_history={f['history_bytes']}B;;;0;{f.get('history_max_bytes') or ''}")
     return " ".join(parts)
 
 

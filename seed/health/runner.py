@@ -10,8 +10,19 @@ from dataclasses import dataclass, field
 import httpx
 
 from .. import lifecycle
+from ..render import HISTORY_ACCOUNT
 from . import sysreq
-from .checks import Expectations, Thresholds, evaluate, live_route_peers, msg_rates, uptime_seconds
+from .checks import (
+    Expectations,
+    HistoryExpect,
+    Thresholds,
+    evaluate,
+    live_route_peers,
+    msg_rates,
+    replica_problem,
+    stream_detail,
+    uptime_seconds,
+)
 from .client import MonitorClient, new_http_client
 from .drift import DigestOracle, Expected
 from .sample import Sample, collect, counters
@@ -57,6 +68,50 @@ def expected_peers(spec, server) -> tuple[str, ...] | None:
     if server.cluster_port is None:
         return None
     return tuple(s.name for s in spec.servers if s.name != server.name and s.cluster_port is not None)
+
+
+def history_expect(spec, samples: list[Sample]) -> HistoryExpect | None:
+    """The spec's history stream and what the sampled servers say about its leader and replicas."""
+    if spec.history is None:
+        return None
+    from monitor_agent.protocol import history_stream
+
+    name = history_stream(spec.subject_prefix)
+    details = {smp.name: sd for smp in samples if (sd := stream_detail(smp.jsz, name)) is not None}
+    leaders = [(sd.get("cluster") or {}).get("leader") for sd in details.values()]
+    leader = next((x for x in leaders if x), None)
+    own = details.get(leader) if leader else None
+    leader_view = tuple((own.get("cluster") or {}).get("replicas") or ()) if own is not None else None
+    return HistoryExpect(
+        stream=name,
+        max_bytes=spec.history.max_bytes,
+        max_age_s=spec.history.max_age_s,
+        replicas=spec.history.replicas,
+        leader=leader,
+        leader_replicas=leader_view,
+        hosted_on=tuple(sorted(details)),
+    )
+
+
+def history_figures(sample: Sample, exp: HistoryExpect) -> dict:
+    """The history stream's numbers on this server (spec `history:` only)."""
+    sd = stream_detail(sample.jsz, exp.stream) or {}
+    state, config = sd.get("state") or {}, sd.get("config") or {}
+    leader = (sd.get("cluster") or {}).get("leader") if sd else None
+    current = None
+    if sd:
+        if leader == sample.name or exp.replicas == 1:
+            current = True
+        elif exp.leader_replicas is not None and exp.leader == leader:
+            mine = next((r for r in exp.leader_replicas if r.get("name") == sample.name), None)
+            current = mine is not None and replica_problem(mine, Thresholds().replica_silent_s) is None
+    return {
+        "history_messages": state.get("messages") if sd else None,
+        "history_bytes": state.get("bytes") if sd else None,
+        "history_max_bytes": (config.get("max_bytes") or exp.max_bytes) if sd else None,
+        "history_leader": (leader == sample.name) if sd and leader else (False if sd else None),
+        "history_replica_current": current,
+    }
 
 
 def figures(sample: Sample, prev: Mapping | None, peers: tuple[str, ...] | None) -> dict:
@@ -111,15 +166,19 @@ async def check_servers(
     digest_task = None
     if oracle is not None:
         digest_task = asyncio.create_task(asyncio.to_thread(oracle.expected, spec))
+    jsz_account = HISTORY_ACCOUNT if spec.history is not None else None
     try:
         if via == "nats":
-            samples = await _collect_nats(spec, [s.name for s in servers], timeout, sys_conn)
+            samples = await _collect_nats(spec, [s.name for s in servers], timeout, sys_conn, jsz_account)
         else:
             own_http = http is None
             http = http or new_http_client()
             try:
                 samples = await asyncio.gather(
-                    *(collect(MonitorClient(http, s.monitor_url, timeout), s.name) for s in servers)
+                    *(
+                        collect(MonitorClient(http, s.monitor_url, timeout), s.name, jsz_account=jsz_account)
+                        for s in servers
+                    )
                 )
             finally:
                 if own_http:
@@ -129,6 +188,7 @@ async def check_servers(
         if digest_task is not None and not digest_task.done():
             digest_task.cancel()
     versions = {smp.name: smp.varz.get("version", "?") for smp in samples if smp.varz}
+    hist = history_expect(spec, samples)
     reports = []
     for server, sample in zip(servers, samples, strict=True):
         peers = expected_peers(spec, server)
@@ -140,21 +200,27 @@ async def check_servers(
             digest_error=(exp_digest.error if exp_digest else "drift check not requested"),
             cluster_versions=cluster_versions,
             intended_start=lifecycle.intended_start(spec, server.name),
+            history=hist,
         )
         prev = memory.get(server.name)
         results = evaluate(sample, prev, exp, thresholds)
-        reports.append(ServerReport(server.name, sample.url, sample, results, figures(sample, prev, peers)))
+        figs = figures(sample, prev, peers)
+        if hist is not None:
+            figs.update(history_figures(sample, hist))
+        reports.append(ServerReport(server.name, sample.url, sample, results, figs))
     return reports
 
 
-async def _collect_nats(spec, names: list[str], timeout: float, conn) -> list[Sample]:
+async def _collect_nats(
+    spec, names: list[str], timeout: float, conn, jsz_account: str | None
+) -> list[Sample]:
     own = conn is None
     try:
         conn = conn or await sysreq.connect(spec, timeout)
     except sysreq.SysError as exc:
         return sysreq.unreachable_samples(names, str(exc))
     try:
-        return await sysreq.collect_all(conn, names, timeout)
+        return await sysreq.collect_all(conn, names, timeout, jsz_account=jsz_account)
     except sysreq.nats_failures() as exc:  # the seed we asked through went away mid-round
         return sysreq.unreachable_samples(names, f"connection to the seeds lost: {exc or type(exc).__name__}")
     finally:

@@ -30,6 +30,8 @@ class Sample:
     routez_error: EndpointError | None = None
     fed_subsz: dict | None = None
     fed_error: EndpointError | None = None
+    jsz: dict | None = None  # /jsz of the federation account (spec `history:` only, else not asked)
+    jsz_error: EndpointError | None = None
     elapsed_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -76,15 +78,28 @@ async def _catch(coro):
         return None, exc
 
 
-async def collect(client: MonitorClient, name: str, *, subject: str = FEDERATION_PROBE_SUBJECT) -> Sample:
-    """Ask one server's /varz, /healthz, /routez and /subsz at once and keep every answer or error."""
+async def _nothing():
+    return None
+
+
+async def collect(
+    client: MonitorClient,
+    name: str,
+    *,
+    subject: str = FEDERATION_PROBE_SUBJECT,
+    jsz_account: str | None = None,
+) -> Sample:
+    """Ask one server's /varz, /healthz, /routez and /subsz at once and keep every answer or error;
+    with `jsz_account` (spec `history:`) also /jsz of that account's streams."""
     started = time.perf_counter()
     at = time.time()
-    (varz, varz_err), (hz, hz_err), (routez, r_err), (subsz, s_err) = await asyncio.gather(
+    jsz = client.jsz(account=jsz_account) if jsz_account else _nothing()
+    (varz, varz_err), (hz, hz_err), (routez, r_err), (subsz, s_err), (js, js_err) = await asyncio.gather(
         _catch(client.varz()),
         _catch(client.healthz()),
         _catch(client.routez()),
         _catch(client.subsz(test=subject)),
+        _catch(jsz),
     )
     if varz is not None and "server_id" not in varz:
         varz, varz_err = (
@@ -103,5 +118,7 @@ async def collect(client: MonitorClient, name: str, *, subject: str = FEDERATION
         routez_error=r_err,
         fed_subsz=subsz,
         fed_error=s_err,
+        jsz=js,
+        jsz_error=js_err,
         elapsed_s=time.perf_counter() - started,
     )

@@ -160,18 +160,30 @@ def _data(endpoint: str, name: str, replies: Replies, why_missing: str):
     return data, None
 
 
+async def _no_replies() -> Replies:
+    return Replies({}, {})
+
+
 async def collect_all(
-    nc, names: list[str], timeout: float, *, subject: str = FEDERATION_PROBE_SUBJECT
+    nc,
+    names: list[str],
+    timeout: float,
+    *,
+    subject: str = FEDERATION_PROBE_SUBJECT,
+    jsz_account: str | None = None,
 ) -> list[Sample]:
-    """The same `Sample` per server as `collect` over HTTP, from four PINGs to the whole cluster."""
+    """The same `Sample` per server as `collect` over HTTP, from four PINGs to the whole cluster
+    (five with `jsz_account`: JSZ of that account's streams, as /jsz?acc=&streams=1&config=1)."""
     expect = set(names)
     at = time.time()
     started = time.perf_counter()
-    varz, healthz, routez, subsz = await asyncio.gather(
+    jsz_opts = {"account": jsz_account, "streams": True, "config": True} if jsz_account else None
+    varz, healthz, routez, subsz, jsz = await asyncio.gather(
         ping(nc, "VARZ", None, expect, timeout),
         ping(nc, "HEALTHZ", None, expect, timeout),
         ping(nc, "ROUTEZ", None, expect, timeout),
         ping(nc, "SUBSZ", {"subscriptions": True, "test": subject, "limit": 1024}, expect, timeout),
+        ping(nc, "JSZ", jsz_opts, expect, timeout) if jsz_account else _no_replies(),
     )
     elapsed = time.perf_counter() - started
     via = getattr(nc, "connected_url", None)
@@ -195,7 +207,8 @@ async def collect_all(
             hz = (int(code), h)
         r, r_err = _data("ROUTEZ", name, routez, missing)
         s, s_err = _data("SUBSZ", name, subsz, missing)
-        answered = [x.at[name] for x in (varz, healthz, routez, subsz) if name in x.at]
+        j, j_err = _data("JSZ", name, jsz, missing) if jsz_account else (None, None)
+        answered = [x.at[name] for x in (varz, healthz, routez, subsz, jsz) if name in x.at]
         samples.append(
             Sample(
                 name=name,
@@ -209,6 +222,8 @@ async def collect_all(
                 routez_error=r_err,
                 fed_subsz=s,
                 fed_error=s_err,
+                jsz=j,
+                jsz_error=j_err,
                 elapsed_s=max(answered) if answered else elapsed,
             )
         )
@@ -228,6 +243,7 @@ def unreachable_samples(names: list[str], message: str) -> list[Sample]:
             healthz_error=err,
             routez_error=err,
             fed_error=err,
+            jsz_error=err,
         )
         for n in names
     ]

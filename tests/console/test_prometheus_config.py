@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from seed.health.checks import CHECK_NAMES
+from seed.health.checks import CHECK_NAMES, HISTORY_CHECK_NAMES
 from tests.plugins.tools import require_tool
 
 CONF = Path(__file__).resolve().parents[2] / "configs" / "prometheus"
@@ -48,12 +48,13 @@ def test_scrape_config_syntax():
 def test_rules_only_use_metrics_and_checks_we_export():
     text = (CONF / "rules" / "seed-alerts.yml").read_text()
     checks = set(re.findall(r'check="([a-z_]+)"', text))
-    assert checks <= set(CHECK_NAMES)
+    assert checks <= set(CHECK_NAMES + HISTORY_CHECK_NAMES)
     exported = {
         "nats_seed_up", "nats_seed_check_status", "nats_seed_routes_live", "nats_seed_routes_expected",
         "nats_seed_connections", "nats_seed_max_connections", "nats_seed_slow_consumers_total",
         "nats_seed_config_drift", "nats_seed_tls_cert_expiry_seconds", "nats_seed_uptime_seconds",
         "seed_console_poll_seconds_count", "seed_console_poll_seconds_bucket",
+        "nats_seed_history_bytes", "nats_seed_history_max_bytes",
     }  # fmt: skip
     used = set(re.findall(r"\b((?:nats_seed|seed_console)_[a-z_]+)", text))
     assert used <= exported, used - exported

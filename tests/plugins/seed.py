@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from seed import lifecycle, secrets
-from seed.render import effective_users, user_password
+from seed.render import HISTORY_MANAGER, effective_users, user_password
 from seed.spec import Spec, load_spec
 
 
@@ -117,7 +117,7 @@ def build_spec_data(
 def _seed_secret_cache(tmp_path_factory) -> Path:
     """Passwords + bcrypt hashes of the standard users, made once per session (bcrypt is slow by design)."""
     d = tmp_path_factory.mktemp("seed-secrets")
-    for name in ("admin", "monitor", "observer"):
+    for name in ("admin", "monitor", "observer", HISTORY_MANAGER):  # the last: specs with `history:`
         secrets.bcrypt_hash(d, name)
     return d
 
