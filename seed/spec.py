@@ -595,7 +595,13 @@ def _history(r: _Reader, top: dict, servers: tuple[ServerSpec, ...], auth: AuthS
     node = top["history"]
     hm = r.mapping(node, "history", _HISTORY)
     if auth.operator:
-        raise r.fail(node, "history", "needs auth.mode static (operator-mode accounts get JetStream in a later release)")
+        raise r.fail(
+            node,
+            "history",
+            "is not available with auth.mode operator yet: the federation account's JWT grants no "
+            "JetStream storage, so the seeds could not keep the stream; remove history: (agents then "
+            "run without catch-up) or use auth.mode static",
+        )
     d = HistorySpec()
     max_age = d.max_age_s
     if hm.get("max_age") is not None and hm["max_age"].value is not None:

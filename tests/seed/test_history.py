@@ -134,3 +134,27 @@ def test_seedctl_stream_keeps_task_events_only(seed_factory):
     assert not again.created
     messages, subjects = asyncio.run(_publish_and_count(s.url_for("monitor"), history_stream()))
     assert subjects == ["tbfed.v1.task.>"] and messages == 1
+
+
+def test_operator_mode_with_history_is_refused_at_validation_with_one_line_saying_why(tmp_path):
+    """Operator mode's account JWTs carry no JetStream limits yet: `seedctl check` says so and what
+    to do, before anything is rendered or started."""
+    from click.testing import CliRunner
+
+    from seed.cli import cli
+
+    spec = tmp_path / "seed.yaml"
+    spec.write_text(
+        "name: t\nauth: {mode: operator}\nservers:\n  - {name: seed-1, client_port: 14222, monitor_port: 18222}\n"
+        "history: {max_age: 24h, max_bytes: 1GiB}\n"
+    )
+    with pytest.raises(SpecError) as err:
+        load_spec(spec)
+    assert "seed.yaml:5" in str(err.value) and "history" in str(err.value)
+    result = CliRunner().invoke(cli, ["check", "--spec", str(spec)])
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert "auth.mode operator" in lines[0] and "JetStream" in lines[0]
+    assert "remove history:" in lines[0] and "auth.mode static" in lines[0]
+    assert not (tmp_path / "rendered").exists()
