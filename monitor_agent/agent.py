@@ -41,8 +41,9 @@ from .interfaces import AgentLike, Source
 from .metrics import AgentMetrics
 from .model import LocalTask, TaskEvent
 from .protocol import FedCode, FederationState
-from .store import FederationTaskRow, Store, local_task_api, now_ms, to_ms
+from .store import FederationTaskRow, Store, now_ms, to_ms
 from .timestamps import rfc3339
+from .web import serializers
 
 log = logging.getLogger("monitor_agent")
 
@@ -176,7 +177,8 @@ class Agent:
             return task
         self.metrics.local_task_changes.inc()
         self.federation.stats_changed()
-        self.bus.publish("local_task", local_task_api(task))
+        # The public shape (as GET /api/tasks without the token): what every /ws client sees.
+        self.bus.publish("local_task", serializers.local_task(task, include_private=False))
         self.compare.add_local(
             task.execution_id,
             task.chain_id,
@@ -272,9 +274,7 @@ class Agent:
         self.metrics.stored.inc(len(rows))
         self.compare.add_federation_rows(rows)
         for row in rows:
-            data = row.api()
-            del data["receivedAt"]  # the seed documentation's federation_task payload
-            self.bus.publish("federation_task", data)
+            self.bus.publish("federation_task", serializers.federation_task_event(row))
 
     def _on_store_error(self, exc: FederationError) -> None:
         self._db_error = {"code": exc.code.value, "message": exc.message, "at": _now_iso()}

@@ -7,10 +7,11 @@ Contract (docs/ARCHITECTURE.md, "agent: parser -> agent" and "agent: web -> agen
   get_cursor(key) -> dict | None,  set_cursor(key, dict)
   add_log_entries([(at, level, message), ...])    raw unknown log lines, capped
   add_invoice(invoice_id, execution_id, at, data) / list_invoices(limit)
-  query_federation_tasks(limit, chain_id=None, since=None) -> (rows, total)   (PROTOCOL.md §6)
-  list_peers() -> [{nodeId, region, online, tasksReported, lastSeen}]
+  query_federation_tasks(limit, chain_id=None, since=None) -> ([FederationTaskRow], total)
+  query_federation_tasks_json(fields, limit, chain_id, since) -> (JSON array text, total)
+  list_peers() -> [PeerState]
   network_stats() -> {connectedPeers, tasks24h, activeNodes, tasksCompleted24h, avgExecutionMs}
-  list_local_tasks(limit, offset, status, include_private) -> (rows, total)
+  list_local_tasks(limit, offset, status) -> ([LocalTask], total)
   local_stats() -> dict,  clear_federation() -> {"tasks": n, "peers": m}
   check_writable() -> bool,  close()
 
@@ -25,6 +26,7 @@ the writer (received rows, kept in memory meanwhile); nothing already stored is 
 
 Threads: one write connection behind a lock; each reading thread gets its own connection.
 Times are stored as integer epoch milliseconds (UTC).
+The store answers rows and model objects; the API's shapes are the web layer's (web/serializers.py).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -165,21 +167,11 @@ def iso(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-# The global feed's row shape (PROTOCOL.md §6), computed in SQL: receivedAt as RFC 3339 whole seconds.
-_FEED_SQL = (
-    ("taskId", "task_id"),
-    ("chainId", "chain_id"),
-    ("blockNumber", "block_number"),
-    ("taskType", "task_type"),
-    ("status", "status"),
-    ("executionTimeMs", "execution_time_ms"),
-    ("receivedAt", "strftime('%Y-%m-%dT%H:%M:%SZ', received_at / 1000, 'unixepoch')"),
-    ("sourceNode", "source_node"),
+_FEDERATION_TASK_COLS = (
+    "source_node, task_id, event, chain_id, block_number, task_type, status, execution_time_ms, "
+    "timestamp, received_at"
 )
-FEED_KEYS = tuple(k for k, _ in _FEED_SQL)
 FEED_CACHE_PAGES = 64
-_FEED_COLUMNS = ", ".join(expr for _, expr in _FEED_SQL)
-_FEED_JSON_PAIRS = ", ".join(f"'{k}', {expr}" for k, expr in _FEED_SQL)
 
 
 def _dt(ms: int | None) -> datetime | None:
@@ -204,19 +196,6 @@ class FederationTaskRow:
     timestamp: str
     received_at: int  # epoch ms
 
-    def api(self) -> dict[str, Any]:
-        """Shaped like a PROTOCOL.md §6 task (and the federation_task event)."""
-        return {
-            "taskId": self.task_id,
-            "chainId": self.chain_id,
-            "blockNumber": self.block_number,
-            "taskType": self.task_type,
-            "status": self.status,
-            "executionTimeMs": self.execution_time_ms,
-            "receivedAt": iso(self.received_at),
-            "sourceNode": self.source_node,
-        }
-
 
 @dataclass(slots=True)
 class PeerState:
@@ -232,15 +211,6 @@ class PeerState:
 
     def online(self, now: int) -> bool:
         return self.last_event != "node_offline" and now - self.last_seen < PEER_ONLINE_S * 1000
-
-    def api(self, now: int) -> dict[str, Any]:
-        return {
-            "nodeId": self.node_id,
-            "region": self.region,
-            "online": self.online(now),
-            "tasksReported": self.tasks_reported,
-            "lastSeen": iso(self.last_seen),
-        }
 
 
 class _Window24h:
@@ -581,8 +551,8 @@ class Store:
         limit: int = 100,
         offset: int = 0,
         status: str | None = None,
-        include_private: bool = False,
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[LocalTask], int]:
+        """Newest first; `total` counts every row with that status (all rows without one)."""
         conn = self._reader()
         where, params = ("WHERE status = ?", [status]) if status else ("", [])
         total = conn.execute(f"SELECT COUNT(*) FROM tasks {where}", params).fetchone()[0]  # noqa: S608 - fixed column lists, values bound
@@ -590,7 +560,7 @@ class Store:
             f"SELECT {_LOCAL_COLS} FROM tasks {where} ORDER BY first_seen DESC, rowid DESC LIMIT ? OFFSET ?",  # noqa: S608 - fixed column lists, values bound
             (*params, int(limit), int(offset)),
         ).fetchall()
-        return [local_task_api(_local_task(r), include_private) for r in rows], total
+        return [_local_task(r) for r in rows], total
 
     def local_stats(self) -> dict[str, Any]:
         """Counts of the local node's own tasks (all time, by status, and the last 24 h)."""
@@ -1009,24 +979,30 @@ class Store:
 
     def query_federation_tasks(
         self, limit: int = 100, chain_id: int | None = None, since: Any = None
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[FederationTaskRow], int]:
         """Newest first; `total` counts every row matching the filters (PROTOCOL.md §6)."""
         where, params, total = self._federation_filter(chain_id, since)
         rows = (
             self._reader()
             .execute(
-                f"SELECT {_FEED_COLUMNS} FROM federation_tasks {where} "  # noqa: S608 - fixed columns, values bound
+                f"SELECT {_FEDERATION_TASK_COLS} FROM federation_tasks {where} "  # noqa: S608 - fixed columns, values bound
                 "ORDER BY received_at DESC, id DESC LIMIT ?",
                 (*params, int(limit)),
             )
             .fetchall()
         )
-        return [dict(zip(FEED_KEYS, r, strict=True)) for r in rows], total
+        return [FederationTaskRow(*r) for r in rows], total
 
     def query_federation_tasks_json(
-        self, limit: int = 100, chain_id: int | None = None, since: Any = None
+        self,
+        fields: tuple[tuple[str, str], ...],
+        limit: int = 100,
+        chain_id: int | None = None,
+        since: Any = None,
     ) -> tuple[str, int]:
-        """The same page as `query_federation_tasks`, as a JSON array text built by SQLite.
+        """The same page as `query_federation_tasks`, as a JSON array text built by SQLite: one
+        object per row with the (key, SQL expression over the columns) `fields` the caller
+        shapes it with (the web layer's feed shape).
 
         The API's hot path: the page becomes JSON inside SQLite (C) in one step. One step
         matters as much as the C: the sqlite3 module releases the GIL around every step, and in
@@ -1034,7 +1010,7 @@ class Store:
         fetch of 100 rows costs milliseconds. The aggregate reads the LIMITed subquery, which
         SQLite runs as a co-routine in its ORDER BY order (a test holds it to the row query).
         """
-        key = (int(limit), chain_id, to_ms(since))
+        key = (fields, int(limit), chain_id, to_ms(since))
         with self._stats_lock:
             generation = self._feed_generation
             hit = self._feed_cache.get(key)
@@ -1042,10 +1018,11 @@ class Store:
                 self._feed_cache.move_to_end(key)
                 return hit[1], hit[2]
         where, params, total = self._federation_filter(chain_id, since)
+        pairs = ", ".join(f"'{k}', {expr}" for k, expr in fields)
         (text,) = (
             self._reader()
             .execute(
-                f"SELECT json_group_array(json(j)) FROM (SELECT json_object({_FEED_JSON_PAIRS}) AS j "  # noqa: S608 - fixed columns, values bound
+                f"SELECT json_group_array(json(j)) FROM (SELECT json_object({pairs}) AS j "  # noqa: S608 - fixed columns, values bound
                 f"FROM federation_tasks {where} ORDER BY received_at DESC, id DESC LIMIT ?)",
                 (*params, int(limit)),
             )
@@ -1062,14 +1039,13 @@ class Store:
         """A read-only query on this thread's connection, for modules that own their queries."""
         return self._reader().execute(sql, params)
 
-    def list_peers(self) -> list[dict[str, Any]]:
-        """Peers heard from in the last 10 minutes, most recent first."""
-        now = now_ms()
-        horizon = now - PEER_FORGET_S * 1000
+    def list_peers(self) -> list[PeerState]:
+        """Peers heard from in the last 10 minutes, most recent first (copies: the writer updates
+        its own)."""
+        horizon = now_ms() - PEER_FORGET_S * 1000
         with self._stats_lock:
-            peers = [p for p in self._peers.values() if p.last_seen >= horizon]
-            out = [p.api(now) for p in sorted(peers, key=lambda p: (-p.last_seen, p.node_id))]
-        return out
+            peers = [replace(p) for p in self._peers.values() if p.last_seen >= horizon]
+        return sorted(peers, key=lambda p: (-p.last_seen, p.node_id))
 
     def network_stats(self) -> dict[str, Any]:
         now = now_ms()
@@ -1325,29 +1301,3 @@ def merge_event(old: LocalTask | None, ev: TaskEvent) -> LocalTask:
     if ev.private:
         t.private.update(json.loads(json.dumps(ev.private, default=str)))
     return t
-
-
-def local_task_api(t: LocalTask, include_private: bool = False) -> dict[str, Any]:
-    """A local task as the local API shows it (private fields only on request)."""
-    out = {
-        "executionId": t.execution_id,
-        "status": t.status,
-        "receivedAt": _iso_dt(t.received_at),
-        "startedAt": _iso_dt(t.started_at),
-        "finishedAt": _iso_dt(t.finished_at),
-        "chainId": t.chain_id,
-        "blockNumber": t.block_number,
-        "taskType": t.task_type,
-        "executionTimeMs": t.execution_time_ms,
-        "exitCode": t.exit_code,
-        "steps": t.steps,
-        "memoryPeak": t.memory_peak,
-        "cached": t.cached,
-    }
-    if include_private:
-        out["private"] = t.private
-    return out
-
-
-def _iso_dt(value: datetime | None) -> str | None:
-    return None if value is None else iso(to_ms(value))

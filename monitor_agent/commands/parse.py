@@ -157,10 +157,13 @@ def command(files: tuple[Path, ...], shared: bool, as_json: bool, private: bool)
         )
         return
     if as_json:
-        from ..store import local_task_api
+        from ..web.serializers import local_task
 
         for t in rows.values():
-            click.echo(json.dumps(local_task_api(t, include_private=private), default=str))
+            row = local_task(t, include_private=True)  # the operator's own terminal: execution ids shown
+            if not private:
+                del row["private"]
+            click.echo(json.dumps(row, default=str))
     else:
         click.echo(
             f"{'execution id':36}  {'status':9} {'chain':>6} {'block':>9} {'type':5} {'ms':>7} {'exit':>4}"

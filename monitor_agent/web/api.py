@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, request
 
 from .. import __version__
+from ..store import now_ms
 from . import serializers as ser
 from .auth import bearer_matches
 from .openapi import openapi_document
@@ -112,14 +113,17 @@ def federation_status():
 @bp.get("/federation/tasks/global")
 def federation_tasks():
     q = parse_global_tasks(request.args.to_dict(flat=False))
-    tasks_json, total = state().agent.store.query_federation_tasks_json(q.limit, q.chain_id, q.since)
+    tasks_json, total = state().agent.store.query_federation_tasks_json(
+        ser.FEDERATION_TASK_SQL, q.limit, q.chain_id, q.since
+    )
     return raw_json_response(f'{{"tasks":{tasks_json},"total":{int(total)}}}')
 
 
 @bp.get("/federation/peers")
 @no_params
 def federation_peers():
-    peers = [ser.peer(p) for p in state().agent.store.list_peers()]
+    now = now_ms()
+    peers = [ser.peer(p, now) for p in state().agent.store.list_peers()]
     return json_response({"peers": peers, "total": len(peers)})
 
 
@@ -169,7 +173,7 @@ def local_tasks():
     auth = authenticated()
     if auth is False:
         return error_response(401, UNAUTHORIZED, _CHALLENGE)
-    rows, total = state().agent.store.list_local_tasks(q.limit, q.offset, q.status, bool(auth))
+    rows, total = state().agent.store.list_local_tasks(q.limit, q.offset, q.status)
     return json_response(
         {"tasks": [ser.local_task(r, bool(auth)) for r in rows], "total": int(total), "private": bool(auth)}
     )

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, render_template
 
 from .. import __version__
+from ..store import now_ms
 from . import serializers as ser
 from .state import state
 
@@ -50,7 +51,7 @@ def _common(tab: str) -> dict[str, Any]:
 def node():
     ctx = _common("node")
     store = state().agent.store
-    rows, total = store.list_local_tasks(25, 0, None, False)
+    rows, total = store.list_local_tasks(25, 0, None)
     ctx["tasks"] = [ser.local_task(r, False) for r in rows]
     ctx["tasks_total"] = int(total)
     ctx["stats"] = ser.local_stats(store.local_stats())
@@ -64,7 +65,8 @@ def network():
     rows, total = store.query_federation_tasks(50, None, None)
     ctx["feed"] = [ser.federation_task(r) for r in rows]
     ctx["feed_total"] = int(total)
-    peers = [ser.peer(p) for p in store.list_peers()]
+    now = now_ms()
+    peers = [ser.peer(p, now) for p in store.list_peers()]
     by_region: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for p in peers:
         by_region[p["region"]].append(p)

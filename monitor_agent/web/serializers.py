@@ -1,5 +1,8 @@
 """Store rows and agent objects -> the API's JSON shapes (the ones openapi.py documents).
 
+The store answers rows and model objects (LocalTask, FederationTaskRow, PeerState); every
+response and WebSocket event shape is made here.
+
 Each function names every field it emits: nothing reaches a response by accident.
 """
 
@@ -8,10 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..timestamps import rfc3339
+
+if TYPE_CHECKING:
+    from ..model import LocalTask
+    from ..store import FederationTaskRow, PeerState
 
 # What the Privacy tab promises is never sent (PROTOCOL.md §2, "Never in a message").
 NEVER_SHARED = (
@@ -76,59 +83,76 @@ def _bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
-_FEDERATION_TASK_KEYS = frozenset(
-    ("taskId", "chainId", "blockNumber", "taskType", "status", "executionTimeMs", "receivedAt", "sourceNode")
+# The global feed's task (PROTOCOL.md §6) as SQL over the store's federation_tasks columns:
+# SQLite builds the page's JSON in one step (Store.query_federation_tasks_json, the hot path).
+# `federation_task` below is the same shape from a row object; a test holds the two equal.
+FEDERATION_TASK_SQL = (
+    ("taskId", "task_id"),
+    ("chainId", "chain_id"),
+    ("blockNumber", "block_number"),
+    ("taskType", "task_type"),
+    ("status", "status"),
+    ("executionTimeMs", "execution_time_ms"),
+    ("receivedAt", "strftime('%Y-%m-%dT%H:%M:%SZ', received_at / 1000, 'unixepoch')"),
+    ("sourceNode", "source_node"),
 )
-_PEER_KEYS = frozenset(("nodeId", "region", "online", "tasksReported", "lastSeen"))
 
 
-def federation_task(row: Any) -> dict[str, Any]:
-    # Fast path: the store already answers this exact shape (the list endpoint's hot loop).
-    if type(row) is dict and row.keys() == _FEDERATION_TASK_KEYS:
-        return row
+def federation_task(row: FederationTaskRow) -> dict[str, Any]:
+    """A received task as the global feed shows it (PROTOCOL.md §6)."""
     return {
-        "taskId": _get(row, "taskId", "task_id"),
-        "chainId": _int(_get(row, "chainId", "chain_id")),
-        "blockNumber": _int(_get(row, "blockNumber", "block_number")),
-        "taskType": _get(row, "taskType", "task_type"),
-        "status": _get(row, "status"),
-        "executionTimeMs": _int(_get(row, "executionTimeMs", "execution_time_ms")),
-        "receivedAt": ts(_get(row, "receivedAt", "received_at")),
-        "sourceNode": _get(row, "sourceNode", "source_node", "node_id"),
+        "taskId": row.task_id,
+        "chainId": row.chain_id,
+        "blockNumber": row.block_number,
+        "taskType": row.task_type,
+        "status": row.status,
+        "executionTimeMs": row.execution_time_ms,
+        "receivedAt": rfc3339(row.received_at / 1000),
+        "sourceNode": row.source_node,
     }
 
 
-def peer(row: Any) -> dict[str, Any]:
-    if type(row) is dict and row.keys() == _PEER_KEYS:
-        return row
+def federation_task_event(row: FederationTaskRow) -> dict[str, Any]:
+    """The WebSocket `federation_task` event's data: the feed's task without receivedAt (the
+    seed documentation's payload)."""
+    out = federation_task(row)
+    del out["receivedAt"]
+    return out
+
+
+def peer(p: PeerState, now: int) -> dict[str, Any]:
     return {
-        "nodeId": _get(row, "nodeId", "node_id"),
-        "region": _get(row, "region", default="UNKNOWN") or "UNKNOWN",
-        "online": bool(_get(row, "online", default=False)),
-        "tasksReported": _int(_get(row, "tasksReported", "tasks_reported")) or 0,
-        "lastSeen": ts(_get(row, "lastSeen", "last_seen")),
+        "nodeId": p.node_id,
+        "region": p.region or "UNKNOWN",
+        "online": p.online(now),
+        "tasksReported": p.tasks_reported,
+        "lastSeen": rfc3339(p.last_seen / 1000),
     }
 
 
-def local_task(row: Any, include_private: bool) -> dict[str, Any]:
-    out = {
-        "status": _get(row, "status"),
-        "receivedAt": ts(_get(row, "receivedAt", "received_at")),
-        "startedAt": ts(_get(row, "startedAt", "started_at")),
-        "finishedAt": ts(_get(row, "finishedAt", "finished_at")),
-        "chainId": _int(_get(row, "chainId", "chain_id")),
-        "blockNumber": _int(_get(row, "blockNumber", "block_number")),
-        "taskType": _get(row, "taskType", "task_type"),
-        "executionTimeMs": _int(_get(row, "executionTimeMs", "execution_time_ms")),
-        "exitCode": _int(_get(row, "exitCode", "exit_code")),
-        "steps": _int(_get(row, "steps")),
-        "memoryPeak": _int(_get(row, "memoryPeak", "memory_peak")),
-        "cached": _bool(_get(row, "cached")),
+def _dt(value: datetime | None) -> str | None:
+    return None if value is None else rfc3339(value)
+
+
+def local_task(t: LocalTask, include_private: bool) -> dict[str, Any]:
+    """One of this node's tasks (execution id and private fields only with the token)."""
+    out: dict[str, Any] = {
+        "status": t.status,
+        "receivedAt": _dt(t.received_at),
+        "startedAt": _dt(t.started_at),
+        "finishedAt": _dt(t.finished_at),
+        "chainId": t.chain_id,
+        "blockNumber": t.block_number,
+        "taskType": t.task_type,
+        "executionTimeMs": t.execution_time_ms,
+        "exitCode": t.exit_code,
+        "steps": t.steps,
+        "memoryPeak": t.memory_peak,
+        "cached": t.cached,
     }
     if include_private:
-        out["executionId"] = _get(row, "executionId", "execution_id")
-        private = _get(row, "private", default=None)
-        out["private"] = dict(private) if isinstance(private, Mapping) else {}
+        out["executionId"] = t.execution_id
+        out["private"] = dict(t.private)
     return out
 
 

@@ -181,7 +181,7 @@ def _serve(ws, st) -> str | None:
                     return why
                 continue
             try:
-                _send(ws, _encode(_public(event)).decode())
+                _send(ws, _encode(event).decode())  # the agent publishes public shapes only
             except (BlockingIOError, TimeoutError):
                 log.warning("WebSocket client %s dropped: not reading (send blocked)", peer)
                 _abort(ws)
@@ -194,14 +194,6 @@ def _serve(ws, st) -> str | None:
     finally:
         sub.close("client left")
         log.info("WebSocket client %s disconnected", peer)
-
-
-def _public(event: dict) -> dict:
-    """What an unauthenticated client may see: local tasks without their execution id or private
-    fields (as GET /api/tasks without the token). Events are shared between clients: copy, never edit."""
-    if event.get("type") != "local_task" or not isinstance(event.get("data"), dict):
-        return event
-    return {"type": "local_task", "data": ser.local_task(event["data"], include_private=False)}
 
 
 def _send(ws, text: str) -> None:

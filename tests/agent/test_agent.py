@@ -51,7 +51,7 @@ def test_disabled_by_default_and_local_monitoring_works_alone(make_agent):
     assert (status["enabled"], status["connected"], status["state"]) == (False, False, "DISABLED")
     source = CountingSource(agent, 20)
     agent.register_source(source)  # the agent is running: started at once
-    wait_for(lambda: agent.store.list_local_tasks(1, 0, None, False)[1] == 20, what="20 local tasks")
+    wait_for(lambda: agent.store.list_local_tasks(1, 0, None)[1] == 20, what="20 local tasks")
     assert agent.outbox_snapshot() == []
     agent.stop()
     assert source.started and source.stopped

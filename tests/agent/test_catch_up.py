@@ -45,7 +45,7 @@ def _publish_tasks(raw, ident, numbers) -> None:
 def _stored(agent) -> list[tuple[str, str, str]]:
     agent.store.flush()
     rows, total = agent.store.query_federation_tasks(1000)
-    keys = [(r["sourceNode"], r["taskId"], r["status"]) for r in rows]
+    keys = [(r.source_node, r.task_id, r.status) for r in rows]
     assert total == len(keys)
     return keys
 

@@ -80,7 +80,7 @@ def test_wrong_password_is_fed_002_and_nothing_listening_is_fed_001(module_seed,
     # Local monitoring does not care: the task is stored and on the bus.
     sub = nobody.bus.subscribe()
     nobody.submit_task_event(task_event("received", "exec-1", chain_id=1, task_type="js"))
-    assert nobody.store.list_local_tasks(10, 0, None, False)[1] == 1
+    assert nobody.store.list_local_tasks(10, 0, None)[1] == 1
     assert any(e["type"] == "local_task" for e in iter(lambda: sub.get(0), None))
 
 
@@ -99,7 +99,7 @@ def test_seed_restart_reconnects_in_time_and_delivers_buffered_messages(seed_fac
     wait_for(lambda: a.status()["state"] == "RECONNECTING", what="A RECONNECTING")
     for i in range(5):  # local ingestion carries on while the seed is down
         a.submit_task_event(task_event("received", f"exec-{i}", chain_id=1, task_type="js"))
-    assert a.store.list_local_tasks(10, 0, None, False)[1] == 5
+    assert a.store.list_local_tasks(10, 0, None)[1] == 5
     wait_for(lambda: a.federation.counters()["buffered"] == 5, what="5 messages buffered")
 
     restarted = time.monotonic()
@@ -188,7 +188,7 @@ def test_agent_started_while_the_seed_is_down_connects_once_it_is_up(seed_factor
     wait_for(lambda: a.status()["state"] == "ERROR", what="A in ERROR while nothing listens")
     assert a.status()["lastError"]["code"] == "FED_001"
     a.submit_task_event(task_event("received", "exec-early", chain_id=1, task_type="js"))
-    assert a.store.list_local_tasks(10, 0, None, False)[1] == 1  # local monitoring carries on
+    assert a.store.list_local_tasks(10, 0, None)[1] == 1  # local monitoring carries on
     started = time.monotonic()
     seed.start()
     wait_for(lambda: a.status()["connected"], timeout=0.5 + 2.0 + 2.0, what="A CONNECTED once the seed is up")

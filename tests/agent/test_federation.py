@@ -10,6 +10,8 @@ import pytest
 
 from monitor_agent.identity import load_identity
 from monitor_agent.protocol import FederationState
+from monitor_agent.store import now_ms
+from monitor_agent.web.serializers import federation_task
 
 from .conftest import agent_env, task_event, wait_for
 
@@ -63,6 +65,7 @@ def test_task_published_by_a_is_stored_by_b_with_a_as_source_and_never_echoed(pa
     rows = wait_for(
         lambda: (r := b.store.query_federation_tasks(10)[0]) and len(r) == 2 and r, what="2 rows at B"
     )
+    rows = [federation_task(r) for r in rows]  # as GET /api/federation/tasks/global shows them
     assert {r["status"] for r in rows} == {"received", "completed"}
     assert all(r["sourceNode"] == a.identity.node_id for r in rows)
     assert rows[0]["taskId"] == a.identity.task_id(EXEC_ID) and EXEC_ID not in json.dumps(rows)
@@ -72,10 +75,10 @@ def test_task_published_by_a_is_stored_by_b_with_a_as_source_and_never_echoed(pa
 
     # B sees A as an online peer in its region; A stores nothing of its own.
     peers = wait_for(lambda: b.store.list_peers(), what="peer A at B")
-    assert peers[0]["nodeId"] == a.identity.node_id and peers[0]["online"] and peers[0]["region"] == "EU-WEST"
+    assert peers[0].node_id == a.identity.node_id and peers[0].online(now_ms()) and peers[0].region == "EU-WEST"
     time.sleep(0.3)
     assert a.store.query_federation_tasks(10) == ([], 0)
-    assert all(p["nodeId"] != a.identity.node_id for p in a.store.list_peers())
+    assert all(p.node_id != a.identity.node_id for p in a.store.list_peers())
     assert a.federation.counters()["drops"].get("own", 0) == 0  # no_echo: the seed never sends them back
 
     # Re-delivery of the same local event (a source restarting) sends nothing new.
@@ -105,7 +108,7 @@ def test_receive_only_mode_publishes_nothing(module_seed, make_agent, raw_nats, 
     peer = load_identity(tmp_path / "peer")
     spy.publish(f"tbfed.v1.task.{peer.node_id}", *_signed(peer, _task(peer.node_id, 1)))
     wait_for(lambda: quiet.store.query_federation_tasks(10)[1] == 1, what="peer task received")
-    assert quiet.store.list_local_tasks(10, 0, None, False)[1] == 3
+    assert quiet.store.list_local_tasks(10, 0, None)[1] == 3
     time.sleep(1.0)
     quiet.stop()  # a clean shutdown: no node_offline either
     time.sleep(0.3)

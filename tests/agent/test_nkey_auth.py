@@ -64,7 +64,7 @@ def test_nkey_monitors_publish_and_receive(nkey_seed, make_agent, tmp_path):
     wait_for(lambda: a.status()["connected"], what="A connected with the nkey")
     a.submit_task_event(task_event("received", EXEC_ID, chain_id=1, block_number=1, task_type="js"))
     rows = wait_for(lambda: b.store.query_federation_tasks(10)[0], what="A's task at B")
-    assert rows[0]["sourceNode"] == a.identity.node_id and rows[0]["status"] == "received"
+    assert rows[0].source_node == a.identity.node_id and rows[0].status == "received"
 
 
 async def _enrolled_publish(url: str, seed_file: str) -> tuple[list[str], list[str]]:

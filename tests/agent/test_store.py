@@ -112,10 +112,10 @@ def test_lifecycle_merge_is_idempotent_and_keeps_private_fields_local(store):
     assert store.upsert_local_task(ev("completed", at=T0 + timedelta(seconds=4)))[0].status == "failed"
     # A non-zero exit code makes a completion a failure.
     assert store.upsert_local_task(ev("completed", "e2", exit_code=1))[0].status == "failed"
-    rows, total = store.list_local_tasks(10, 0, None, include_private=False)
-    assert total == 2 and all("private" not in r for r in rows)
-    rows, _ = store.list_local_tasks(10, 0, "failed", include_private=True)
-    assert {r["executionId"] for r in rows} == {"e1", "e2"} and rows[-1]["private"] == {"wallet": "0xab"}
+    rows, total = store.list_local_tasks(10, 0, None)
+    assert total == 2
+    rows, _ = store.list_local_tasks(10, 0, "failed")
+    assert {t.execution_id for t in rows} == {"e1", "e2"} and rows[-1].private == {"wallet": "0xab"}
 
 
 def test_cursors_log_entries_and_local_stats(store):
@@ -144,17 +144,17 @@ def test_federation_rows_are_batched_deduplicated_filtered_and_counted(store):
     store.enqueue_federation_task(row(n=0, event="task_received", exec_ms=None, received_at=base + 21))
     assert store.flush()
     rows, total = store.query_federation_tasks(3)
-    assert total == 11 and len(rows) == 3 and rows[0]["status"] == "received"  # newest first
+    assert total == 11 and len(rows) == 3 and rows[0].status == "received"  # newest first
     assert store.duplicates == 1
     rows, total = store.query_federation_tasks(100, chain_id=43113)
-    assert total == 5 and {r["chainId"] for r in rows} == {43113}
+    assert total == 5 and {r.chain_id for r in rows} == {43113}
     _, total = store.query_federation_tasks(100, since=datetime.fromtimestamp((base + 5) / 1000, UTC))
     assert total >= 1
     stats = store.network_stats()
     # Distinct tasks (a received+completed pair is one task); completions with their average.
     assert (stats["tasks24h"], stats["tasksCompleted24h"], stats["avgExecutionMs"]) == (10, 10, 100)
     assert stats["activeNodes"] == 1 and stats["connectedPeers"] == 1
-    assert store.list_peers()[0]["tasksReported"] == 10
+    assert store.list_peers()[0].tasks_reported == 10
 
 
 def test_incremental_stats_agree_with_a_recount_after_reopen(tmp_path):
@@ -188,7 +188,7 @@ def test_retention_and_clear(store):
     store.flush()
     assert store.run_retention() == {"tasks": 5, "peers": 1}
     assert store.query_federation_tasks(10)[1] == 1
-    assert [p["nodeId"] for p in store.list_peers()] == ["node-aaaaaaaaaa"]
+    assert [p.node_id for p in store.list_peers()] == ["node-aaaaaaaaaa"]
     assert store.clear_federation() == {"tasks": 1, "peers": 1}
     assert store.query_federation_tasks(10) == ([], 0) and store.list_peers() == []
     assert store.network_stats()["tasks24h"] == 0
@@ -283,6 +283,7 @@ def test_feed_page_built_by_sqlite_equals_the_row_page_and_the_python_shape(stor
     import json
 
     from monitor_agent.store import iso
+    from monitor_agent.web.serializers import FEDERATION_TASK_SQL, federation_task
 
     base = now_ms()
     for n in range(40):
@@ -293,31 +294,34 @@ def test_feed_page_built_by_sqlite_equals_the_row_page_and_the_python_shape(stor
     store.flush()
     for chain, limit in ((None, 100), (1, 5), (43113, 100), (99, 10)):
         rows, total = store.query_federation_tasks(limit, chain_id=chain)
-        text, total_json = store.query_federation_tasks_json(limit, chain_id=chain)
-        assert json.loads(text) == rows and total_json == total
+        text, total_json = store.query_federation_tasks_json(FEDERATION_TASK_SQL, limit, chain_id=chain)
+        assert json.loads(text) == [federation_task(r) for r in rows] and total_json == total
     rows, _ = store.query_federation_tasks(1)
-    assert rows[0]["receivedAt"] == iso(base + 39 * 999) and rows[0]["executionTimeMs"] == 39 * 3
+    task = federation_task(rows[0])
+    assert task["receivedAt"] == iso(base + 39 * 999) and task["executionTimeMs"] == 39 * 3
 
 
 def test_cached_feed_pages_never_outlive_a_change(store):
     """A cached JSON page is served only while no federation row was added or removed."""
     import json
 
+    from monitor_agent.web.serializers import FEDERATION_TASK_SQL as FEED
+
     store.enqueue_federation_task(row(n=1, chain=1))
     store.flush()
-    first, total = store.query_federation_tasks_json(100, chain_id=1)
-    assert total == 1 and store.query_federation_tasks_json(100, chain_id=1) == (first, 1)
+    first, total = store.query_federation_tasks_json(FEED, 100, chain_id=1)
+    assert total == 1 and store.query_federation_tasks_json(FEED, 100, chain_id=1) == (first, 1)
     store.enqueue_federation_task(row(n=2, chain=1))
     store.flush()
-    text, total = store.query_federation_tasks_json(100, chain_id=1)
+    text, total = store.query_federation_tasks_json(FEED, 100, chain_id=1)
     assert total == 2 and len(json.loads(text)) == 2
     store.run_retention(now=now_ms() + 30 * DAY_MS)  # everything expires
-    assert store.query_federation_tasks_json(100, chain_id=1) == ("[]", 0)
+    assert store.query_federation_tasks_json(FEED, 100, chain_id=1) == ("[]", 0)
     store.enqueue_federation_task(row(n=3, chain=1))
     store.flush()
-    assert store.query_federation_tasks_json(100, chain_id=1)[1] == 1
+    assert store.query_federation_tasks_json(FEED, 100, chain_id=1)[1] == 1
     store.clear_federation()
-    assert store.query_federation_tasks_json(100, chain_id=1) == ("[]", 0)
+    assert store.query_federation_tasks_json(FEED, 100, chain_id=1) == ("[]", 0)
 
 
 def test_one_batch_marks_exactly_one_first_event_per_task_and_ignores_duplicates(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 
 from monitor_agent.agent import Agent
 from monitor_agent.config import load_config
+from monitor_agent.web.serializers import local_task
 from tests.plugins.tools import wait_for as _wait_for
 
 CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "node-logs"
@@ -47,6 +48,6 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str
 
 
 def all_tasks(agent: Agent) -> dict[str, dict]:
-    rows, total = agent.store.list_local_tasks(limit=100_000, include_private=True)
+    rows, total = agent.store.list_local_tasks(limit=100_000)
     assert len(rows) == total
-    return {r["executionId"]: r for r in rows}
+    return {t.execution_id: local_task(t, include_private=True) for t in rows}

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from monitor_agent.cli import cli
 from monitor_agent.protocol import TASK_ID_RE, TaskMessage
 from monitor_agent.store import Store
+from monitor_agent.web.serializers import local_task
 
 from .conftest import CORPUS
 
@@ -66,7 +67,8 @@ def test_import_eventdb_backfills_and_is_idempotent(tmp_path, expected):
     assert f"(0 new, 0 updated, {exp['tasks']} unchanged)" in second.output
     store = Store(tmp_path / "data" / "truebit-monitor.db", start_writer=False)
     try:
-        rows, total = store.list_local_tasks(limit=1000, include_private=True)
+        tasks, total = store.list_local_tasks(limit=1000)
+        rows = [local_task(t, include_private=True) for t in tasks]
         assert total == exp["tasks"]
         by_id = {r["executionId"]: r for r in rows}
         assert sum(r["status"] == "failed" for r in rows) == exp["failed"]

@@ -6,7 +6,8 @@ import pytest
 
 from monitor_agent.logs import Invoice, LogEntry, LogParser, SlotUsage
 from monitor_agent.model import TaskEvent
-from monitor_agent.store import local_task_api, merge_event
+from monitor_agent.store import merge_event
+from monitor_agent.web.serializers import local_task
 
 from .conftest import corpus_bytes
 
@@ -37,7 +38,7 @@ def merged(records: list) -> dict[str, dict]:
     for ev in records:
         if isinstance(ev, TaskEvent):
             rows[ev.execution_id] = merge_event(rows.get(ev.execution_id), ev)
-    return {k: local_task_api(t, include_private=True) for k, t in rows.items()}
+    return {k: local_task(t, include_private=True) for k, t in rows.items()}
 
 
 @pytest.mark.parametrize("kind", ["debug", "compose", "docker"])

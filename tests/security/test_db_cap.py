@@ -68,7 +68,7 @@ def test_the_cap_evicts_federation_rows_never_local_tasks(module_seed, agent_fac
     assert 0 < fed < len(messages) and agent.store.evicted >= len(messages) - fed
     # The oldest rows went first: the newest message of the flood is still there, the first is not.
     rows, _ = agent.store.query_federation_tasks(1)
-    assert rows[0]["taskId"] == f"global-task-{KEYS * PER_KEY - 1:012x}"
+    assert rows[0].task_id == f"global-task-{KEYS * PER_KEY - 1:012x}"
     assert not agent.store.has_federation_task(
         json.loads(messages[0][1])["nodeId"], "global-task-000000000000", "task_completed"
     )

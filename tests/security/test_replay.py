@@ -80,7 +80,7 @@ def test_6000_copies_of_an_old_task_do_not_stop_the_senders_next_5_tasks(
 
     def stored_from_a() -> int:
         rows, _ = receiver.agent.store.query_federation_tasks(1000)
-        return sum(1 for r in rows if r["sourceNode"] == a_id)
+        return sum(1 for r in rows if r.source_node == a_id)
 
     a.agent.submit_task_event(task_event("completed", "exec-0", chain_id=1, task_type="js", exit_code=0))
     wait_for(lambda: stored_from_a() == 1, what="A's first task stored")
@@ -156,7 +156,7 @@ def test_task_events_older_than_the_retention_window_are_dropped(
     raw_nats(url).publish_many(sent)
     wait_for(lambda: receiver.agent.store.federation_counts()["tasks"] == 1, what="the 6-day-old task")
     rows, _ = receiver.agent.store.query_federation_tasks(10)
-    assert [r["taskId"] for r in rows] == ["global-task-000000000002"]
+    assert [r.task_id for r in rows] == ["global-task-000000000002"]
     assert receiver.agent.federation.counters()["drops"] == {"stale": 1}
     # A 6-day-old task is history, not a sign of life: the sender is not shown online.
     assert not _online(receiver, peer.node_id)

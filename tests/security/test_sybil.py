@@ -46,7 +46,7 @@ def test_one_key_under_30_node_ids_is_stored_under_at_most_one(
     wait_for(lambda: receiver.agent.federation.counters()["received"] == 30, what="30 received")
     receiver.agent.store.flush()
     rows, total = receiver.agent.store.query_federation_tasks(100)
-    assert total <= 1 and len({r["sourceNode"] for r in rows}) <= 1
+    assert total <= 1 and len({r.source_node for r in rows}) <= 1
     peers = receiver.get("/api/federation/peers").json()["peers"]
     assert len([p for p in peers if p["nodeId"].startswith("sybil-")]) <= 1
     assert receiver.agent.store.network_stats()["activeNodes"] <= 1
@@ -61,5 +61,5 @@ def test_one_key_under_30_node_ids_is_stored_under_at_most_one(
     wait_for(lambda: receiver.agent.federation.counters()["received"] == 30, what="30 received again")
     receiver.agent.store.flush()
     rows, total = receiver.agent.store.query_federation_tasks(100)
-    assert total <= 2 and len({r["sourceNode"] for r in rows}) <= 1
+    assert total <= 2 and len({r.source_node for r in rows}) <= 1
     assert receiver.agent.federation.counters()["drops"] == {"key_reused": 29}
