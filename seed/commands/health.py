@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -15,7 +16,7 @@ from seed.health.output import format_json, format_text, overall
 from ._options import spec_option
 
 
-def _unknown(message: str) -> None:
+def _unknown(message: str) -> NoReturn:
     """Nagios UNKNOWN: one line on stdout (what the monitoring system shows), exit 3."""
     click.echo(f"SEEDS UNKNOWN - {message}")
     sys.exit(int(Status.UNKNOWN))
