@@ -87,9 +87,6 @@ class Config:
         """The seed URL list with any password removed (safe to show and log)."""
         return ",".join(redact_url(u) for u in self.seed_urls)
 
-    def switches(self) -> dict[str, bool]:
-        return {api: getattr(self, attr) for api, attr in SWITCHES.items()}
-
 
 def redact_url(url: str) -> str:
     try:

@@ -17,6 +17,7 @@ from .. import __version__
 from ..timestamps import rfc3339
 
 if TYPE_CHECKING:
+    from ..interfaces import AgentLike
     from ..model import LocalTask
     from ..store import FederationTaskRow, PeerState
 
@@ -203,9 +204,9 @@ def error_event(raw: Any) -> dict[str, Any]:
     }
 
 
-def settings(agent: Any) -> dict[str, Any]:
+def settings(agent: AgentLike) -> dict[str, Any]:
     cfg = agent.config
-    switches = agent.settings() if hasattr(agent, "settings") else cfg.switches()
+    switches = agent.settings()
     try:
         node_id = agent.status().get("nodeId")
     except Exception:  # status must never break the settings page
@@ -246,11 +247,10 @@ def privacy(outbox: list[Any], blocked: int) -> dict[str, Any]:
     }
 
 
-def privacy_blocked(agent: Any) -> int:
+def privacy_blocked(agent: AgentLike) -> int:
     """Outgoing messages the privacy gate blocked (the federation client's counter)."""
-    federation = getattr(agent, "federation", None)
     try:
-        return int(federation.counters().get("blocked", 0)) if federation is not None else 0
+        return int(agent.federation.counters().get("blocked", 0))
     except Exception:  # a counter must never break the page
         return 0
 
