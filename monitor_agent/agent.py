@@ -15,7 +15,7 @@ Sources: any object with `start()` and `stop()` (and optionally a `name`). The a
 registered sources in `start()` (or at once if already running) and stops them first in
 `stop()`. Sources call `agent.submit_task_event(ev)` from their own threads and persist their
 position with `agent.store.get_cursor/set_cursor`. If `submit_task_event` raises
-`FederationError` (FED_006, database error) the event was not stored: keep the cursor where
+`StoreError` (FED_006, database error) the event was not stored: keep the cursor where
 it is and retry later.
 
 Local monitoring never depends on federation: the store and sources run whatever the
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .compare import Comparator, CompareCollector
 from .config import SWITCHES, Config, save_settings
-from .errors import FederationError
+from .errors import StoreError
 from .events import EventBus
 from .federation import FederationClient
 from .identity import Identity, load_identity
@@ -169,7 +169,7 @@ class Agent:
         self.metrics.local_task_events.labels(kind=ev.kind).inc()
         try:
             task, changed, old_status = self.store.merge_local_task(ev)
-        except FederationError as exc:
+        except StoreError as exc:
             self._on_store_error(exc)
             raise
         self._db_error = None
@@ -276,7 +276,7 @@ class Agent:
         for row in rows:
             self.bus.publish("federation_task", serializers.federation_task_event(row))
 
-    def _on_store_error(self, exc: FederationError) -> None:
+    def _on_store_error(self, exc: StoreError) -> None:
         self._db_error = {"code": exc.code.value, "message": exc.message, "at": _now_iso()}
         if exc.code == FedCode.DATABASE_ERROR:
             self.metrics.errors.labels(code=exc.code.value).inc()
@@ -307,7 +307,7 @@ class Agent:
                 if ticks % 30 == 0:
                     self._save_tasks_reported()
                     self.compare.sweep(now_ms())
-            except FederationError as exc:
+            except StoreError as exc:
                 self._on_store_error(exc)
             except Exception:
                 log.exception("stats tick failed")
@@ -315,7 +315,7 @@ class Agent:
     def _seed_compare(self) -> None:
         try:
             self.compare.rebuild_federation(self.store, self._compare_mark)
-        except FederationError as exc:
+        except StoreError as exc:
             log.warning("compare: could not read received tasks at start-up: %s", exc)
         except Exception:
             log.exception("compare: seeding from the store failed")
@@ -331,7 +331,7 @@ class Agent:
     def _save_tasks_reported(self) -> None:
         try:
             self.store.set_meta("tasks_reported", str(self._tasks_reported))
-        except FederationError as exc:
+        except StoreError as exc:
             log.warning("could not save tasks_reported: %s", exc)
 
     def __enter__(self) -> Agent:

@@ -21,7 +21,7 @@ never stall the NATS loop; an idle writer stores a lone row at once (low latency
 Network statistics are kept incrementally in memory (per-minute buckets over 24 h, seeded by
 one query at open), never by a full scan per request.
 
-A failed write raises `FederationError(FED_006)` to the caller (local tasks) or is retried by
+A failed write raises `StoreError (FED_006)` to the caller (local tasks) or is retried by
 the writer (received rows, kept in memory meanwhile); nothing already stored is deleted.
 
 Threads: one write connection behind a lock; each reading thread gets its own connection.
@@ -45,9 +45,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import FederationError
+from .errors import StoreError
 from .model import LocalTask, TaskEvent
-from .protocol import PEER_FORGET_S, PEER_ONLINE_S, FedCode
+from .protocol import PEER_FORGET_S, PEER_ONLINE_S
 
 log = logging.getLogger(__name__)
 
@@ -238,8 +238,8 @@ class _Window24h:
         self.totals = [0, 0, 0, 0, 0]
 
 
-def _db_error(action: str, exc: sqlite3.Error) -> FederationError:
-    return FederationError(FedCode.DATABASE_ERROR, f"database error while {action}: {exc}")
+def _db_error(action: str, exc: sqlite3.Error) -> StoreError:
+    return StoreError(f"database error while {action}: {exc}")
 
 
 class Store:
@@ -252,7 +252,7 @@ class Store:
         retention_days: int = 7,
         max_db_mb: int | None = None,
         on_federation_stored: Callable[[list[FederationTaskRow]], None] | None = None,
-        on_error: Callable[[FederationError], None] | None = None,
+        on_error: Callable[[StoreError], None] | None = None,
         start_writer: bool = True,
     ):
         self.path = Path(path)
@@ -267,9 +267,7 @@ class Store:
         except FileExistsError:
             pass
         except OSError as exc:
-            raise FederationError(
-                FedCode.DATABASE_ERROR, f"database error while creating {self.path}: {exc}"
-            ) from exc
+            raise StoreError(f"database error while creating {self.path}: {exc}") from exc
         self._write_lock = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -325,7 +323,7 @@ class Store:
 
     def _reader(self) -> sqlite3.Connection:
         if self._closed:
-            raise FederationError(FedCode.DATABASE_ERROR, "the store is closed")
+            raise StoreError("the store is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
@@ -393,7 +391,7 @@ class Store:
         received federation rows and tries again: local history is never what gives way."""
         with self._write_lock:
             if self._closed:
-                raise FederationError(FedCode.DATABASE_ERROR, "the store is closed")
+                raise StoreError("the store is closed")
             conn = self._wconn
             attempt = 0
             while True:
@@ -796,7 +794,7 @@ class Store:
             if batch:
                 try:
                     self._write_batch(batch)
-                except FederationError as exc:
+                except StoreError as exc:
                     self._pending = batch
                     self._report(exc)
                     if self._writer_stop.wait(backoff):
@@ -814,10 +812,10 @@ class Store:
                 last_retention = time.monotonic()
                 try:
                     self.run_retention()
-                except FederationError as exc:
+                except StoreError as exc:
                     self._report(exc)
 
-    def _report(self, exc: FederationError) -> None:
+    def _report(self, exc: StoreError) -> None:
         log.error("%s", exc)
         if self.on_error is not None:
             try:
@@ -900,7 +898,7 @@ class Store:
         with self._write_lock:
             try:
                 self._write("storing received federation data", write)
-            except FederationError:
+            except StoreError:
                 if counted[0]:
                     self._uncount_peer_tasks(stored)
                 raise
@@ -1139,7 +1137,7 @@ class Store:
                 ),
             )
             return True
-        except FederationError:
+        except StoreError:
             return False
 
     @property

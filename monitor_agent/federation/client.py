@@ -44,7 +44,7 @@ from nats.aio.subscription import Subscription
 
 from .. import __version__, anonymizer, privacy_gate
 from ..config import Config, credentials_kind, redact_url
-from ..errors import FederationError
+from ..errors import FederationError, StoreError
 from ..identity import Identity
 from ..metrics import AgentMetrics
 from ..model import LocalTask
@@ -898,7 +898,7 @@ class FederationClient:
             self._stats_dirty = False
             try:
                 stats = await asyncio.to_thread(self.local_stats)
-            except FederationError as exc:
+            except StoreError as exc:
                 self.record_error(exc.code, exc.message)
                 continue
             message = anonymizer.stats_message(

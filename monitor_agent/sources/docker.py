@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from ..errors import FederationError
+from ..errors import StoreError
 from ..interfaces import AgentLike
 from ..logs import LogParser
 from .docker_api import DockerClient, DockerError, socket_path
@@ -98,7 +98,7 @@ class DockerSource:
                     self._follow(info)
             except DockerError as exc:
                 self._problem(str(exc))
-            except FederationError as exc:
+            except StoreError as exc:
                 self.errors += 1
                 log.error("node logs: %s; reading again from the saved position", exc)
                 self.parser = LogParser()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import FederationError
+from ..errors import StoreError
 from ..interfaces import AgentLike
 from ..logs import LogParser
 from .sink import RecordSink
@@ -193,7 +193,7 @@ class FileSource:
             try:
                 self._follow()
                 return
-            except FederationError as exc:
+            except StoreError as exc:
                 # The database refused a write: nothing past the saved cursor is lost; read it again.
                 self.errors += 1
                 log.error("node logs: %s; retrying from the saved position", exc)

@@ -14,7 +14,7 @@ log = logging.getLogger("monitor_agent.sources")
 
 
 class RecordSink:
-    """Delivers parser output. `deliver` raises the store's `FederationError` (FED_006) if the
+    """Delivers parser output. `deliver` raises the store's `StoreError` (FED_006) if the
     database refused a task event: the caller keeps its cursor and reads again later."""
 
     def __init__(self, agent: AgentLike):

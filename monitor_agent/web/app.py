@@ -8,7 +8,7 @@ import sqlite3
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
-from ..errors import FederationError
+from ..errors import StoreError
 from ..interfaces import AgentLike
 from . import api, dashboard, prometheus, ws
 from .auth import ensure_api_token
@@ -90,7 +90,7 @@ def create_app(agent: AgentLike, *, token: str | None = None, options: WebOption
             headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
         return error_response(status, message, headers)
 
-    @app.errorhandler(FederationError)
+    @app.errorhandler(StoreError)
     @app.errorhandler(sqlite3.Error)
     def _database_fault(exc: Exception):
         # A real fault (disk full, locked, closed store): logged, and said plainly; local data is intact.

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from monitor_agent.config import read_settings
-from monitor_agent.errors import FederationError
+from monitor_agent.errors import StoreError
 from monitor_agent.identity import load_identity
 
 from .conftest import agent_env, task_event, wait_for
@@ -136,7 +136,7 @@ def test_database_full_is_fed_006_in_status_and_the_agent_carries_on(make_agent,
     pages = sqlite3.connect(agent.config.db_path).execute("PRAGMA page_count").fetchone()[0]
     agent.store.set_max_pages(pages)
     sub = agent.bus.subscribe()
-    with pytest.raises(FederationError) as err:
+    with pytest.raises(StoreError) as err:
         for i in range(300):
             agent.submit_task_event(task_event("received", f"x{i}", private={"blob": "y" * 4000}))
     assert err.value.code == "FED_006"
