@@ -39,7 +39,7 @@ from .federation import FederationClient
 from .identity import Identity, load_identity
 from .interfaces import AgentLike, Source
 from .metrics import AgentMetrics
-from .model import LocalTask, TaskEvent
+from .model import BROADCAST_STATUSES, LocalTask, TaskEvent
 from .protocol import FedCode, FederationState
 from .store import FederationTaskRow, Store, now_ms, to_ms
 from .timestamps import rfc3339
@@ -49,7 +49,6 @@ log = logging.getLogger("monitor_agent")
 
 STATS_TICK_S = 2.0
 COMPARE_EVERY_TICKS = 3  # federation_compare at most every 6 s, and only when it changed
-BROADCAST_STATUSES = ("received", "completed", "failed")
 
 
 HISTORY_S = 600

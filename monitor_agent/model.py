@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 TaskEventKind = Literal["received", "started", "completed", "failed"]
 TaskStatus = Literal["received", "running", "completed", "failed", "unknown"]
+# The local status vocabulary, in the order the API, its validation and the dashboard list it.
+# The one list: everything else (store counters, validation, serializers, OpenAPI, dashboard) imports it.
+TASK_STATUSES: tuple[TaskStatus, ...] = get_args(TaskStatus)
+# The statuses at which a local task is broadcast (once each) when the operator shares tasks.
+BROADCAST_STATUSES: tuple[TaskStatus, ...] = ("received", "completed", "failed")
 
 
 @dataclass(slots=True)

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StoreError
-from .model import LocalTask, TaskEvent
+from .model import TASK_STATUSES, LocalTask, TaskEvent
 from .protocol import PEER_FORGET_S, PEER_ONLINE_S
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ EVICT_ATTEMPTS = 20  # evictions one write may trigger before it gives up with F
 # Local status precedence: a merged row never moves back to an earlier status.
 # `failed` outranks `completed`: an error naming the execution is stronger evidence than
 # a later "completed" line, and a non-zero exit code makes a completion a failure anyway.
-_STATUS_RANK = {"received": 0, "running": 1, "unknown": 2, "completed": 3, "failed": 4}
+STATUS_RANK = {"received": 0, "running": 1, "unknown": 2, "completed": 3, "failed": 4}
 _KIND_STATUS = {"received": "received", "started": "running", "completed": "completed", "failed": "failed"}
 
 MIGRATIONS: tuple[str, ...] = (
@@ -573,7 +573,7 @@ class Store:
         ).fetchone()
         return {
             "total": sum(by_status.values()),
-            "byStatus": {s: by_status.get(s, 0) for s in _STATUS_RANK},
+            "byStatus": {s: by_status.get(s, 0) for s in TASK_STATUSES},
             "activeTasks": by_status.get("received", 0) + by_status.get("running", 0),
             "tasks24h": r[0] or 0,
             "tasksCompleted24h": r[1] or 0,
@@ -1294,7 +1294,7 @@ def merge_event(old: LocalTask | None, ev: TaskEvent) -> LocalTask:
         t.cached = bool(ev.cached)
     if t.exit_code not in (None, 0):
         status = "failed"
-    if old is None or _STATUS_RANK[status] > _STATUS_RANK.get(t.status, 0):
+    if old is None or STATUS_RANK[status] > STATUS_RANK.get(t.status, 0):
         t.status = status
     if ev.private:
         t.private.update(json.loads(json.dumps(ev.private, default=str)))

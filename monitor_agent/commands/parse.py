@@ -15,11 +15,10 @@ import click
 from ..config import load_config
 from ..errors import AgentError, ConfigError
 from ..logs import LogParser
-from ..model import TaskEvent
+from ..model import BROADCAST_STATUSES, TaskEvent
 from ..sources.files import Reader, list_log_files
 
 CHUNK = 1024 * 1024
-BROADCAST_STATUSES = ("received", "completed", "failed")
 
 
 def parse_files(paths: list[Path], progress=None) -> tuple[list, LogParser]:

@@ -22,7 +22,8 @@ TABS = (
     ("privacy", "Privacy", "/privacy"),
 )
 
-# Text + icon for each federation state: status is never told by colour alone.
+# Text + icon for each federation state: status is never told by colour alone. app.js reads both
+# tables from the page (<body data-states, data-task-icons>): one definition each.
 STATE_LABELS = {
     "CONNECTED": ("✓", "Connected"),
     "DEGRADED": ("⚠", "Degraded: publishing refused"),
@@ -31,7 +32,8 @@ STATE_LABELS = {
     "ERROR": ("⚠", "Error"),
     "DISABLED": ("○", "Disabled"),
 }
-TASK_ICONS = {"completed": "✓", "failed": "✗", "received": "↓", "running": "▶", "unknown": "?"}
+# One icon per local status (model.TASK_STATUSES; a test holds the keys to it).
+TASK_ICONS = {"received": "↓", "running": "▶", "completed": "✓", "failed": "✗", "unknown": "?"}
 
 
 def _common(tab: str) -> dict[str, Any]:

@@ -11,8 +11,9 @@ import functools
 from typing import Any
 
 from .. import __version__
+from ..model import TASK_STATUSES
 from ..protocol import REGIONS, FederationState
-from .validation import COMPARE_WINDOWS, DEFAULT_LIMIT, LOCAL_STATUSES, MAX_CHAIN_ID, MAX_LIMIT, MAX_OFFSET
+from .validation import COMPARE_WINDOWS, DEFAULT_LIMIT, MAX_CHAIN_ID, MAX_LIMIT, MAX_OFFSET
 
 TIMESTAMP = {"type": "string", "format": "date-time", "examples": ["2024-01-15T10:30:00Z"]}
 NULLABLE_TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
@@ -152,7 +153,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "LocalTask": _obj(
         {
-            "status": {"type": "string", "enum": list(LOCAL_STATUSES)},
+            "status": {"type": "string", "enum": list(TASK_STATUSES)},
             "receivedAt": NULLABLE_TIMESTAMP,
             "startedAt": NULLABLE_TIMESTAMP,
             "finishedAt": NULLABLE_TIMESTAMP,
@@ -192,7 +193,7 @@ SCHEMAS: dict[str, Any] = {
     "LocalStats": _obj(
         {
             "total": {"type": "integer", "minimum": 0, "description": "All tasks seen, all time."},
-            "byStatus": _obj({s: {"type": "integer", "minimum": 0} for s in LOCAL_STATUSES}),
+            "byStatus": _obj({s: {"type": "integer", "minimum": 0} for s in TASK_STATUSES}),
             "activeTasks": {"type": "integer", "minimum": 0, "description": "Received or running now."},
             "tasks24h": {"type": "integer", "minimum": 0},
             "tasksCompleted24h": {"type": "integer", "minimum": 0},
@@ -456,7 +457,7 @@ def _document() -> dict[str, Any]:
                             {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
                             "Skip this many.",
                         ),
-                        _q("status", {"type": "string", "enum": list(LOCAL_STATUSES)}, "Only this status."),
+                        _q("status", {"type": "string", "enum": list(TASK_STATUSES)}, "Only this status."),
                     ],
                     **{"401": _UNAUTH},
                 ),

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..model import TASK_STATUSES
 from ..timestamps import rfc3339
 
 if TYPE_CHECKING:
@@ -221,15 +222,12 @@ def settings(agent: AgentLike) -> dict[str, Any]:
     }
 
 
-_LOCAL_STATUSES = ("received", "running", "completed", "failed", "unknown")
-
-
 def local_stats(raw: Mapping[str, Any]) -> dict[str, Any]:
     """This node's counters: all time by status, and the last 24 h."""
     by_status = raw.get("byStatus") or {}
     return {
         "total": _int(raw.get("total")) or 0,
-        "byStatus": {s: _int(by_status.get(s)) or 0 for s in _LOCAL_STATUSES},
+        "byStatus": {s: _int(by_status.get(s)) or 0 for s in TASK_STATUSES},
         "activeTasks": _int(raw.get("activeTasks")) or 0,
         "tasks24h": _int(raw.get("tasks24h")) or 0,
         "tasksCompleted24h": _int(raw.get("tasksCompleted24h")) or 0,

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, overload
 
 from ..config import SWITCHES
+from ..model import TASK_STATUSES
 from ..protocol import TASK_TYPE_RE
 
 MAX_LIMIT = 1000
@@ -23,7 +24,6 @@ MAX_OFFSET = 2**31 - 1
 MAX_CHAIN_ID = 2**63 - 1
 MAX_QUERY_BYTES = 2048
 MAX_BODY_BYTES = 16 * 1024
-LOCAL_STATUSES = ("received", "running", "completed", "failed", "unknown")
 
 # ASCII-only patterns, used with fullmatch (so "5\n" or Arabic-Indic digits never pass).
 _RFC3339 = re.compile(
@@ -147,8 +147,8 @@ def parse_compare(args: Mapping[str, list[str]]) -> CompareQuery:
 def parse_local_tasks(args: Mapping[str, list[str]]) -> LocalTasksQuery:
     p = check_params(args, ("limit", "offset", "status"))
     status = p.get("status")
-    if status is not None and status not in LOCAL_STATUSES:
-        raise BadRequest(f"status={_show(status)} is not valid: expected one of {', '.join(LOCAL_STATUSES)}")
+    if status is not None and status not in TASK_STATUSES:
+        raise BadRequest(f"status={_show(status)} is not valid: expected one of {', '.join(TASK_STATUSES)}")
     return LocalTasksQuery(
         limit=parse_int("limit", p.get("limit"), 1, MAX_LIMIT, DEFAULT_LIMIT),
         offset=parse_int("offset", p.get("offset"), 0, MAX_OFFSET, 0),

@@ -76,6 +76,7 @@ def test_live_feed_reconnect_badge_and_every_tab(agent_factory, seed, browser, t
         assert latency < 2.0
         text = row.inner_text()
         assert "43114" in text and "received" in text and a_id in text
+        assert "↓" in text  # the status icon app.js takes from the page (dashboard.TASK_ICONS)
         assert "9a8b7c6d" not in page.content(), "the execution id never leaves node A"
         assert page.evaluate("window.__noReload") is True, "updated live, not by a reload"
         page.wait_for_selector("#chain-chart svg", timeout=3000)  # the per-minute chart drew the task

@@ -2,11 +2,9 @@
 (function () {
   "use strict";
   var page = document.body.dataset.page;
-  var STATES = {
-    CONNECTED: ["✓", "Connected"], DEGRADED: ["⚠", "Degraded: publishing refused"], CONNECTING: ["…", "Connecting"], RECONNECTING: ["↻", "Reconnecting"],
-    ERROR: ["⚠", "Error"], DISABLED: ["○", "Disabled"]
-  };
-  var TASK_ICONS = { completed: "✓", failed: "✗", received: "↓", running: "▶", unknown: "?" };
+  // Federation state labels and task status icons: the server's one definition (web/dashboard.py).
+  var STATES = JSON.parse(document.body.dataset.states || "{}");
+  var TASK_ICONS = JSON.parse(document.body.dataset.taskIcons || "{}");
   var FEED_MAX = 200;
 
   function $(id) { return document.getElementById(id); }
