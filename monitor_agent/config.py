@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .files import write_private
 from .protocol import NODE_ID_RE, REGIONS
 from .web.hosts import normalize_host
 
@@ -356,15 +357,8 @@ def save_settings(data_dir: Path, changes: Mapping[str, bool]) -> dict[str, bool
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
     merged = read_settings(data_dir) | dict(changes)
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = data_dir / (SETTINGS_FILE + ".tmp")
     # 0600 like everything else in DATA_DIR: the switches say whether this operator shares.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(merged, indent=2, sort_keys=True) + "\n")
-    os.chmod(tmp, 0o600)  # an older, looser tmp file keeps its mode through O_CREAT
-    os.replace(tmp, data_dir / SETTINGS_FILE)
+    write_private(Path(data_dir) / SETTINGS_FILE, json.dumps(merged, indent=2, sort_keys=True) + "\n")
     return merged
 
 

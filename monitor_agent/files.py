@@ -1,4 +1,4 @@
-"""The one atomic private write of both packages: token, run file, seed secrets, deploy vars."""
+"""The one atomic private write of both packages: token, run file, settings, seed secrets, deploy vars."""
 
 from __future__ import annotations
 

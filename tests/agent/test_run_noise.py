@@ -33,10 +33,11 @@ def test_a_busy_port_refuses_before_creating_the_api_token(tmp_path):
 
 
 def test_settings_file_is_private(tmp_path):
-    (tmp_path / "settings.json.tmp").write_text("{}")  # an older, looser leftover
-    os.chmod(tmp_path / "settings.json.tmp", 0o644)
+    (tmp_path / "settings.json").write_text("{}")  # an older, looser file
+    os.chmod(tmp_path / "settings.json", 0o644)
     save_settings(tmp_path, {"broadcastTasks": False})
     assert stat.S_IMODE((tmp_path / "settings.json").stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["settings.json"]  # no temp file left behind
 
 
 def test_env_file_paths_are_relative_to_the_file_and_a_typo_is_named(tmp_path):
