@@ -343,7 +343,7 @@ class Demo:
     ports: dict[str, int] = field(default_factory=dict)
     spec: Spec | None = None
     console: ManagedProcess | None = None
-    replayer: Any = None  # monitor_agent.sources.replay.LogReplayer
+    replayer: Any = None  # seed.demo_log.LogReplayer
     agents: list[AgentProcess] = field(default_factory=list)
     console_password: str = ""
     token: str = ""
@@ -456,7 +456,7 @@ class Demo:
         """The bundled sample node log, replayed into `log_dir` with realistic timing, forever.
 
         A thread of this process (stopped with it), writing the file agent A follows."""
-        from monitor_agent.sources.replay import LogReplayer
+        from .demo_log import LogReplayer
 
         day = time.strftime("%Y-%m-%d", time.gmtime())
         self.replayer = LogReplayer(log_dir / f"worker-runner-node-{day}.log")

@@ -21,7 +21,7 @@ from tests.plugins.tools import wait_for
 # Generous: the first test of a run also builds the images (a cold base is debootstrap + apt + pip).
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(600)]
 
-SAMPLE_LOG = Path(__file__).resolve().parents[2] / "monitor_agent" / "data" / "sample-node.log"
+SAMPLE_LOG = Path(__file__).resolve().parents[2] / "seed" / "data" / "sample-node.log"
 LOCKED_DOWN = ("--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges")
 
 

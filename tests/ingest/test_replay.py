@@ -7,7 +7,7 @@ import pytest
 from monitor_agent.logs import LogParser
 from monitor_agent.model import TaskEvent
 from monitor_agent.sources.files import FileSource
-from monitor_agent.sources.replay import LogReplayer, sample_log_path
+from seed.demo_log import LogReplayer, sample_log_path
 
 from .conftest import wait_for
 

@@ -1,8 +1,9 @@
-"""A stand-in node for demos: replays a sample runner-node log into a file, forever.
+"""`seedctl demo`'s stand-in node: replays a sample runner-node log into a file, forever.
 
 Entries keep the sample's pacing (gaps capped, scaled by `speed`), get the current time, and
 every loop gets fresh execution ids and task ids, so a follower sees new tasks all the time.
-Used by `seedctl demo` (an agent following a node that keeps producing tasks). Not for production.
+Agent A of `seedctl demo` follows that file (a node that keeps producing tasks). Demo only: it
+lives with the demo, and the agent package neither ships nor needs it.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ _TASK_ID = re.compile(r"\b([a-z]{1,8})_([0-9a-f]{64})\b")
 
 
 def sample_log_path() -> Path:
-    """The sample log bundled with the package (a few minutes of a busy node)."""
-    return Path(str(resources.files("monitor_agent") / "data" / "sample-node.log"))
+    """The sample log bundled with the demo (a few minutes of a busy node)."""
+    return Path(str(resources.files("seed") / "data" / "sample-node.log"))
 
 
 def sample_entries(text: str) -> list[tuple[datetime | None, str]]:
