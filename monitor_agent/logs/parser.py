@@ -11,7 +11,9 @@ ids and hashes, block hashes and task input only ever go into `TaskEvent.private
 Speed: batches of plain lines (the usual case) skip the per-line cleaning; a header whose timestamp
 and logger text were seen before is recognised without the regex, and an entry's continuation
 lines are one slice of the batch. JSON is decoded only for the few message shapes that carry it
-(task_created, metrics, invoices).
+(task_created, metrics, invoices). The batch path (`feed_lines` -> `_feed_plain`/`_classify`) and the
+line path (`feed`) must give the same records, counters and wallet for any lines cut into any
+batches: tests/ingest/test_parser_paths_agree.py generates such sequences (hypothesis) and checks it.
 """
 
 from __future__ import annotations
