@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..interfaces import AgentLike
 from ..logs import Invoice, LogEntry, SlotUsage
 from ..model import TaskEvent
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 log = logging.getLogger("monitor_agent.sources")
 
@@ -42,18 +45,15 @@ class RecordSink:
             elif kind is Invoice:
                 self._invoice(store, rec)
         if logs:
-            add = getattr(store, "add_log_entries", None)
-            if add is not None:
-                add(logs)
+            store.add_log_entries(logs)
             counts["log_entries"] += len(logs)
 
-    def _invoice(self, store: Any, inv: Invoice) -> None:
+    def _invoice(self, store: Store, inv: Invoice) -> None:
         self.counts["invoices"] += 1
-        add = getattr(store, "add_invoice", None)
-        if add is None or inv.invoice_id is None:
+        if inv.invoice_id is None:
             return
         data = {"steps": inv.steps, "memoryPeak": inv.memory_peak, **inv.private}
-        add(inv.invoice_id, inv.execution_id, inv.at, data)
+        store.add_invoice(inv.invoice_id, inv.execution_id, inv.at, data)
 
     def snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.counts)
