@@ -19,7 +19,8 @@ Bounds, checked in the event loop without a thread (`monitor_agent.httpread`):
   that many unfinished requests the oldest is dropped to make room, and an accept() that fails
   for lack of file descriptors sheds one instead of killing the worker.
 
-Used by `monitor-agent run` (`monitor_agent.serve.AgentWorker`) and `seedctl console`.
+Used by `monitor-agent run` (`monitor_agent.serve.AgentWorker`, in one process through
+`serve_in_process` below: no gunicorn master) and `seedctl console`.
 Plain HTTP only (both servers bind loopback or sit behind a TLS proxy).
 """
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import os
 import resource
 import selectors
 import socket
@@ -258,3 +260,56 @@ def _send(sock, data: bytes) -> bool:
         return True
     except OSError:
         return False
+
+
+class InProcessWorker(RequestReadingWorker):
+    """The worker as the only process (`serve_in_process`): no master watches its heartbeat,
+    and a changed parent (the shell that started it exited) is no reason to stop."""
+
+    def notify(self):
+        pass
+
+    def is_parent_alive(self) -> bool:
+        return True
+
+
+def serve_in_process(worker_class: type[InProcessWorker], settings: dict, load) -> None:
+    """Run `worker_class` in this process, with no gunicorn master: bind, call `load()` for the
+    WSGI app (after the signal handlers are in place), serve until SIGTERM/SIGINT, return.
+
+    What the master would add is not needed here: one worker, nothing to restart or reload, and
+    the heartbeat it watches only costs a syscall a second. The master's own interpreter was a
+    third of the agent's memory. Exceptions from `load()` propagate (the caller reports them).
+    """
+    from gunicorn import sock
+    from gunicorn.config import Config
+
+    cfg = Config()
+    for key, value in settings.items():
+        if value is not None and key in cfg.settings:  # settings differ across gunicorn versions
+            cfg.set(key, value)
+    log = cfg.logger_class(cfg)
+    listeners = sock.create_sockets(cfg, log)
+    for listener in listeners:
+        log.info("Listening at: %s (%s)", listener, os.getpid())
+    worker = worker_class(1, os.getppid(), listeners, _Loader(load), cfg.timeout / 2.0, cfg, log)
+    worker.pid = os.getpid()
+    log.info("Booting worker with pid: %s", worker.pid)  # gunicorn's line: once per process now
+    try:
+        worker.init_process()  # returns when the loop ends (SIGTERM); SIGINT raises SystemExit(0)
+    finally:
+        worker.tmp.close()
+        for listener in listeners:
+            with contextlib.suppress(OSError):
+                listener.close()
+        cfg.worker_exit(None, worker)
+
+
+class _Loader:
+    """What a gunicorn worker loads its app from (the master's Application, minus the master)."""
+
+    def __init__(self, load):
+        self.load = load
+
+    def wsgi(self):
+        return self.load()

@@ -1,15 +1,13 @@
-"""Serving the agent under gunicorn: one gthread worker that builds the Agent and the app itself.
+"""Serving the agent: one process, gunicorn's gthread worker without gunicorn's master.
 
-Why one worker: the agent owns one NATS connection and one SQLite writer. Why build in the
-worker (not preloaded in the master): the federation thread and database handles must not
-cross a fork. Shutdown: SIGTERM (or Ctrl-C) -> WebSocket clients are closed, in-flight requests
-finish, then `worker_exit` stops the agent (presence `node_offline` sent, database closed).
-
-Memory: `monitor-agent run` checks the configuration, then replaces itself (exec) with
-`python -m monitor_agent.serve`, a lean gunicorn master that imports neither click nor the
-agent; the worker loads the configuration and the agent after the fork. Resident memory
-summed over master and worker is what an operator's `ps` shows, so the master carries only
-gunicorn.
+`monitor-agent run` checks the configuration, then replaces itself (exec) with
+`python -m monitor_agent.serve` (no click), which binds, builds the Agent and its app, and serves
+with `AgentWorker` in the same process (`http_worker.serve_in_process`). Why no master: the
+agent owns one NATS connection and one SQLite writer, so there is exactly one worker and nothing
+for a master to balance, restart or reload; its interpreter was a third of the agent's memory
+(docs/ARCHITECTURE.md, "Why this server"). Shutdown: SIGTERM (or Ctrl-C) -> WebSocket clients
+are closed, in-flight requests finish (at most `graceful_timeout`), then `worker_exit` stops the
+agent (presence `node_offline` sent, database closed) and the process exits 0.
 """
 
 from __future__ import annotations
@@ -22,17 +20,12 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gunicorn.app.base import BaseApplication
-
-from .http_worker import RequestReadingWorker
+from .http_worker import InProcessWorker, serve_in_process
 
 if TYPE_CHECKING:
     from .config import Config
 
 log = logging.getLogger("monitor_agent.serve")
-
-# Exit status when the worker could not build the agent (shown to the operator by `run`).
-AGENT_BOOT_FAILED = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +37,14 @@ class ServeOptions:
     log_level: str = "info"
 
 
-class AgentWorker(RequestReadingWorker):
+class AgentWorker(InProcessWorker):
     """gthread worker that reads each request whole before a thread takes it (slow clients hold
     no thread: `monitor_agent.http_worker`) and tells live WebSocket handlers to finish when
     asked to stop."""
 
     def _begin_shutdown(self) -> None:
-        web = getattr(self.wsgi, "extensions", {}).get("monitor_agent") if self.wsgi else None
+        app = getattr(self, "wsgi", None)  # None while the agent is still being built
+        web = getattr(app, "extensions", {}).get("monitor_agent") if app is not None else None
         if web is not None:
             web.shutting_down.set()
 
@@ -64,7 +58,7 @@ class AgentWorker(RequestReadingWorker):
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
-    """Runs in the worker after its loop ends: stop the agent cleanly."""
+    """Runs after the server loop ends: stop the agent cleanly."""
     app = getattr(worker, "wsgi", None)
     web = getattr(app, "extensions", {}).get("monitor_agent") if app is not None else None
     if web is None:
@@ -81,7 +75,7 @@ def _worker_exit(server: Any, worker: Any) -> None:
 
 
 def build_agent_app(config: Config, token: str, options: ServeOptions):
-    """The Agent (started, with its log sources) and its Flask app. Called inside the worker."""
+    """The Agent (started, with its log sources) and its Flask app."""
     from .agent import Agent
     from .web import WebOptions, create_app
 
@@ -111,71 +105,41 @@ def _sources(config: Config, agent: Any) -> list:
     return list(build_sources(config, agent))
 
 
-class AgentServer(BaseApplication):
-    """gunicorn embedded: bind, one gthread worker, our hooks; no config file or argv parsing."""
+def _settings(bind: tuple[str, int], o: ServeOptions) -> dict[str, Any]:
+    return {
+        "bind": [f"{_bind_host(bind[0])}:{bind[1]}"],
+        "threads": o.threads,
+        "graceful_timeout": o.graceful_timeout,
+        "timeout": 60,
+        "keepalive": 5,
+        "proc_name": "monitor-agent",
+        "worker_exit": _worker_exit,
+        "accesslog": "-" if o.access_log else None,
+        "errorlog": "-",
+        "loglevel": o.log_level,
+        # Request line / header limits are gunicorn's defaults (4094 / 8190 bytes).
+    }
 
-    def __init__(
-        self,
-        config: Config | None,
-        token: str | None,
-        options: ServeOptions | None = None,
-        *,
-        bind: tuple[str, int] | None = None,
-    ):
-        # config/token None: loaded in the worker from the environment (see `main`).
-        self.agent_config = config
-        self.token = token
-        self.options = options or ServeOptions()
-        self.bind = bind or (config.monitor_host, config.monitor_port)
-        super().__init__()
 
-    def init(self, parser, opts, args):  # pragma: no cover - BaseApplication never parses argv here
-        return None
+class AgentDidNotStart(Exception):
+    """Building the agent failed (its message says why, e.g. FED_006 for an unusable database)."""
 
-    def load_config(self) -> None:
-        o = self.options
-        settings = {
-            "bind": [f"{_bind_host(self.bind[0])}:{self.bind[1]}"],
-            "workers": 1,
-            "worker_class": "monitor_agent.serve.AgentWorker",
-            "threads": o.threads,
-            "graceful_timeout": o.graceful_timeout,
-            "timeout": 60,
-            "keepalive": 5,
-            "proc_name": "monitor-agent",
-            "preload_app": False,
-            "worker_exit": _worker_exit,
-            "accesslog": "-" if o.access_log else None,
-            "errorlog": "-",
-            "loglevel": o.log_level,
-            "control_socket_disable": True,
-            # Request line / header limits are gunicorn's defaults (4094 / 8190 bytes).
-        }
-        for key, value in settings.items():
-            if key in self.cfg.settings:
-                self.cfg.set(key, value)
 
-    def load(self):
-        try:
-            config, token = self.agent_config, self.token
-            if config is None:
-                from .config import load_config
-                from .web.auth import ensure_api_token
+def _load_from_environment(bind: tuple[str, int], options: ServeOptions):
+    """The configuration (checked by `run` already), the agent, its app; the run file."""
+    from . import runfile
+    from .config import load_config
+    from .web.auth import ensure_api_token
 
-                config = load_config()
-                token = ensure_api_token(config.api_token, config.data_dir).value
-            app = build_agent_app(config, token, self.options)
-            from . import runfile
-
-            # This worker holds the listening socket: commands of this DATA_DIR find it here.
-            runfile.write(config.data_dir, self.bind[0], self.bind[1])
-            return app
-        except Exception as exc:
-            # One clear line; the arbiter then stops with a boot error that `run` reports.
-            log.error("monitor-agent could not start: %s", exc)
-            log.debug("start-up failure", exc_info=True)
-            sys.stderr.flush()
-            sys.exit(AGENT_BOOT_FAILED)
+    try:
+        config = load_config()
+        token = ensure_api_token(config.api_token, config.data_dir).value
+        app = build_agent_app(config, token, options)
+    except Exception as exc:
+        raise AgentDidNotStart(str(exc)) from exc
+    # This process holds the listening socket: commands of this DATA_DIR find it here.
+    runfile.write(config.data_dir, bind[0], bind[1])
+    return app
 
 
 def _bind_host(host: str) -> str:
@@ -185,12 +149,8 @@ def _bind_host(host: str) -> str:
     return host
 
 
-# gunicorn's arbiter exits with these when the worker cannot boot or load the app.
-BOOT_FAILURES = (3, AGENT_BOOT_FAILED)
-
-
 def main(argv: list[str] | None = None) -> None:
-    """The lean master `monitor-agent run` execs into (configuration already checked there)."""
+    """What `monitor-agent run` execs into (configuration already checked there)."""
     parser = argparse.ArgumentParser(prog="python -m monitor_agent.serve")
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
@@ -207,18 +167,29 @@ def main(argv: list[str] | None = None) -> None:
         access_log=args.access_log,
         log_level=args.log_level,
     )
-    master = os.getpid()
+    bind = (args.host, args.port)
     try:
-        AgentServer(None, None, options, bind=(args.host, args.port)).run()
-    except SystemExit as exc:
-        # The worker is a fork of this process: its exit status is gunicorn's business, not ours.
-        if os.getpid() == master and exc.code in BOOT_FAILURES:
-            print(
-                "monitor-agent: stopped: the agent could not start (the reason is logged above)",
-                file=sys.stderr,
-            )
-            sys.exit(1)
-        raise
+        serve_in_process(AgentWorker, _settings(bind, options), lambda: _load_from_environment(bind, options))
+    except SystemExit as exc:  # SIGINT / SIGQUIT: quick stop, the agent already stopped
+        _exit_now(exc.code if isinstance(exc.code, int) else 1)
+    except AgentDidNotStart as exc:
+        # One clear line (the agent's own errors say what to fix), no traceback.
+        log.error("monitor-agent could not start: %s", exc)
+        log.debug("start-up failure", exc_info=True)
+        print("monitor-agent: stopped: the agent could not start (the reason is logged above)", file=sys.stderr)
+        _exit_now(1)
+    _exit_now(0)
+
+
+def _exit_now(code: int) -> None:
+    """Exit without waiting for server threads: the graceful period is over and the agent is
+    stopped; a thread still stuck in a request (the master used to SIGKILL such a worker) must
+    not keep the process alive."""
+    logging.shutdown()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
