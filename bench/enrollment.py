@@ -218,7 +218,7 @@ def failover_figures(root: Path, n: int, rounds: int) -> dict:
             ident, token = creds[i]
             return {
                 "user_jwt_cb": lambda t=token: bytearray(t.encode()),
-                "signature_cb": lambda nonce, k=ident.private_key: base64.b64encode(k.sign(nonce.encode())),
+                "signature_cb": lambda nonce, k=ident: base64.b64encode(k.sign_raw(nonce.encode())),
             }
 
         runs: dict[str, list[dict]] = {"nkey": [], "jwt": []}
@@ -269,7 +269,7 @@ def restart_figures(root: Path, n: int, rounds: int) -> dict:
             ident, token = keyed[i]
             return {
                 "user_jwt_cb": lambda t=token: bytearray(t.encode()),
-                "signature_cb": lambda nonce, k=ident.private_key: base64.b64encode(k.sign(nonce.encode())),
+                "signature_cb": lambda nonce, k=ident: base64.b64encode(k.sign_raw(nonce.encode())),
             }
 
         runs: dict[str, list] = {"nkey": [], "jwt": []}

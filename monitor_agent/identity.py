@@ -22,9 +22,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.signing import SigningKey, VerifyKey
 
 from .errors import FederationError
 from .protocol import DERIVED_NODE_ID_RE, NODE_ID_RE, FedCode
@@ -55,16 +54,15 @@ def node_id_for_key(public_raw: bytes) -> str:
 def verify(key_b64: str, sig_b64: str, payload: bytes) -> bool:
     """True if `sig_b64` is a valid Ed25519 signature of `payload` by `key_b64`."""
     try:
-        key = Ed25519PublicKey.from_public_bytes(b64url_decode(key_b64))
-        key.verify(b64url_decode(sig_b64), payload)
+        VerifyKey(b64url_decode(key_b64)).verify(payload, b64url_decode(sig_b64))
         return True
-    except (ValueError, InvalidSignature):
+    except (ValueError, TypeError, BadSignatureError, CryptoError):
         return False
 
 
 @dataclass(frozen=True)
 class Identity:
-    private_key: Ed25519PrivateKey = field(repr=False)
+    private_key: SigningKey = field(repr=False)  # libsodium (PyNaCl), as the receivers verify
     public_raw: bytes
     salt: bytes = field(repr=False)
     node_id: str
@@ -74,8 +72,17 @@ class Identity:
     def public_b64(self) -> str:
         return b64url(self.public_raw)
 
+    @property
+    def seed(self) -> bytes:
+        """The 32-byte Ed25519 private seed (for an nkey of the same key)."""
+        return bytes(self.private_key)
+
+    def sign_raw(self, data: bytes) -> bytes:
+        """The 64-byte Ed25519 signature of `data`."""
+        return self.private_key.sign(data).signature
+
     def sign(self, payload: bytes) -> str:
-        return b64url(self.private_key.sign(payload))
+        return b64url(self.sign_raw(payload))
 
     def task_id(self, execution_id: str) -> str:
         digest = hmac.new(self.salt, execution_id.encode("utf-8"), hashlib.sha256).hexdigest()
@@ -119,29 +126,19 @@ def load_identity(data_dir: str | Path, node_id: str | None = None) -> Identity:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new data dir is the owner's only
     key_path, salt_path = data_dir / KEY_FILE, data_dir / SALT_FILE
     if not key_path.exists():
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        _write_secret(key_path, pem)
+        _write_secret(key_path, _pkcs8_pem(secrets.token_bytes(32)))
     if not salt_path.exists():
         _write_secret(salt_path, secrets.token_hex(32).encode("ascii") + b"\n")
     _tighten(key_path)
     _tighten(salt_path)
-    try:
-        private = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    except (ValueError, TypeError) as exc:
-        raise FederationError(
-            FedCode.INVALID_NODE_ID, f"{key_path} is not a readable node key: {exc}"
-        ) from exc
-    if not isinstance(private, Ed25519PrivateKey):
-        raise FederationError(FedCode.INVALID_NODE_ID, f"{key_path} is not an Ed25519 key")
+    private = SigningKey(_read_seed(key_path))
     try:
         salt = bytes.fromhex(salt_path.read_text(encoding="ascii").strip())
     except ValueError as exc:
         raise FederationError(FedCode.INVALID_NODE_ID, f"{salt_path} is not a hex salt") from exc
     if len(salt) < 16:
         raise FederationError(FedCode.INVALID_NODE_ID, f"{salt_path} holds a salt shorter than 16 bytes")
-    public_raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    public_raw = bytes(private.verify_key)
     derived = node_id_for_key(public_raw)
     if node_id is not None and node_id != derived and DERIVED_NODE_ID_RE.match(node_id):
         # Receivers check that a node-<10 hex> id is its key's hash: every message would be dropped
@@ -153,3 +150,42 @@ def load_identity(data_dir: str | Path, node_id: str | None = None) -> Identity:
             f"{derived}; an enrolled user must be named so), or use a custom id that is not node-<10 hex>",
         )
     return Identity(private, public_raw, salt, node_id or derived, node_id is None or node_id == derived)
+
+
+# PKCS#8 v1 of an Ed25519 private key (RFC 8410): this prefix, then the 32-byte seed. The form
+# `cryptography` and `openssl genpkey -algorithm ed25519` write, and the one written here.
+_PKCS8_ED25519_PREFIX = bytes.fromhex("302e020100300506032b657004220420")
+_PEM_BEGIN, _PEM_END = b"-----BEGIN PRIVATE KEY-----", b"-----END PRIVATE KEY-----"
+
+
+def _pkcs8_pem(seed: bytes) -> bytes:
+    der = _PKCS8_ED25519_PREFIX + seed
+    return _PEM_BEGIN + b"\n" + base64.b64encode(der) + b"\n" + _PEM_END + b"\n"
+
+
+def _read_seed(key_path: Path) -> bytes:
+    """The Ed25519 seed in a PEM key file. The usual form is read here; any other goes through
+    `cryptography` (imported only then: it would cost the agent 8 MB of memory)."""
+    pem = key_path.read_bytes()
+    body = pem.strip()
+    if body.startswith(_PEM_BEGIN) and body.endswith(_PEM_END):
+        try:
+            der = base64.b64decode(b"".join(body[len(_PEM_BEGIN) : -len(_PEM_END)].split()), validate=True)
+        except (binascii.Error, ValueError):
+            der = b""
+        if len(der) == 48 and der.startswith(_PKCS8_ED25519_PREFIX):
+            return der[len(_PKCS8_ED25519_PREFIX) :]
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    try:
+        private = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise FederationError(
+            FedCode.INVALID_NODE_ID, f"{key_path} is not a readable node key: {exc}"
+        ) from exc
+    if not isinstance(private, Ed25519PrivateKey):
+        raise FederationError(FedCode.INVALID_NODE_ID, f"{key_path} is not an Ed25519 key")
+    return private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )

@@ -120,12 +120,8 @@ class NodeCredentials:
         opts: dict[str, Any] = {"inbox_prefix": f"_INBOX.{self.identity.node_id}"}
         if self.kind == "nodekey":
             import nkeys
-            from cryptography.hazmat.primitives import serialization
 
-            raw = self.identity.private_key.private_bytes(
-                serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-            )
-            opts["nkeys_seed_str"] = nkeys.encode_seed(raw, nkeys.PREFIX_BYTE_USER).decode("ascii")
+            opts["nkeys_seed_str"] = nkeys.encode_seed(self.identity.seed, nkeys.PREFIX_BYTE_USER).decode("ascii")
             return opts
         opts["user_jwt_cb"] = self._jwt_cb
         opts["signature_cb"] = self._sign
@@ -140,7 +136,7 @@ class NodeCredentials:
         return bytearray(self.token.text.encode("ascii"))
 
     def _sign(self, nonce: str) -> bytes:
-        return base64.b64encode(self.identity.private_key.sign(nonce.encode()))
+        return base64.b64encode(self.identity.sign_raw(nonce.encode()))
 
     # ---- renewal and errors ----
 

@@ -51,3 +51,36 @@ def test_a_damaged_key_file_stops_with_a_clear_error(tmp_path):
     (tmp_path / "node.key").write_text("not a key")
     with pytest.raises(FederationError, match="node.key"):
         load_identity(tmp_path)
+
+
+def test_keys_written_before_read_the_same_and_sign_the_same(tmp_path):
+    """Node keys are PKCS#8 PEM as `cryptography` writes them (agents before this one, and
+    `openssl genpkey -algorithm ed25519`): read without it, same node id, same signatures."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    old = Ed25519PrivateKey.generate()
+    pem = old.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (tmp_path / "node.key").write_bytes(pem)
+    (tmp_path / "node.key").chmod(0o600)
+    ident = load_identity(tmp_path)
+    raw_public = old.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert ident.public_raw == raw_public and ident.node_id == node_id_for_key(raw_public)
+    assert ident.sign_raw(b"payload") == old.sign(b"payload")  # Ed25519 is deterministic
+    new = tmp_path / "new"
+    load_identity(new)
+    assert isinstance(serialization.load_pem_private_key((new / "node.key").read_bytes(), None), Ed25519PrivateKey)
+
+
+def test_a_key_of_another_algorithm_is_refused_by_name(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (tmp_path / "node.key").write_bytes(pem)
+    with pytest.raises(FederationError, match="not an Ed25519 key"):
+        load_identity(tmp_path)

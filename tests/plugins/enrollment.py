@@ -57,7 +57,7 @@ class Node:
         return out
 
     def sign(self, nonce: str) -> bytes:
-        return base64.b64encode(self.identity.private_key.sign(nonce.encode()))
+        return base64.b64encode(self.identity.sign_raw(nonce.encode()))
 
 
 def make_node(root: Path) -> Node:

@@ -1,4 +1,4 @@
-"""`monitor-agent run` for real: gunicorn (one gthread worker), federation on a real seed,
+"""`monitor-agent run` for real: one process (gunicorn's gthread worker, no master), federation on a real seed,
 WebSocket clients, then SIGTERM -> node_offline sent, clients closed, database closed cleanly."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import nats
+import psutil
 import pytest
 import websocket
 
@@ -107,6 +108,8 @@ def test_run_serves_under_gunicorn_and_stops_gracefully(tmp_path, port_factory, 
             proc = subprocess.Popen([MONITOR_AGENT, "run"], env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             status = await _wait_connected(f"http://127.0.0.1:{port}", proc)
+            # One process serves (no gunicorn master): what `ps` and systemd show is the agent.
+            assert psutil.Process(proc.pid).children(recursive=True) == []
             # Three live dashboards: each holds a gthread thread; the API still answers.
             clients = [websocket.create_connection(f"ws://127.0.0.1:{port}/ws", timeout=5) for _ in range(3)]
             for ws in clients:
