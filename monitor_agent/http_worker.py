@@ -29,10 +29,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import logging
 import os
 import resource
 import selectors
 import socket
+import sys
 import time
 from collections import OrderedDict
 from functools import partial
@@ -303,6 +305,17 @@ def serve_in_process(worker_class: type[InProcessWorker], settings: dict, load) 
             with contextlib.suppress(OSError):
                 listener.close()
         cfg.worker_exit(None, worker)
+
+
+def exit_now(code: int) -> None:
+    """Exit after `serve_in_process` returned, without waiting for server threads: the graceful
+    period is over and the app's own shutdown has run; a thread still stuck in a request (a
+    master would SIGKILL such a worker) must not keep the process alive."""
+    logging.shutdown()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
 
 
 class _Loader:

@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .http_worker import InProcessWorker, serve_in_process
+from .http_worker import InProcessWorker, exit_now, serve_in_process
 
 if TYPE_CHECKING:
     from .config import Config
@@ -171,25 +170,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         serve_in_process(AgentWorker, _settings(bind, options), lambda: _load_from_environment(bind, options))
     except SystemExit as exc:  # SIGINT / SIGQUIT: quick stop, the agent already stopped
-        _exit_now(exc.code if isinstance(exc.code, int) else 1)
+        exit_now(exc.code if isinstance(exc.code, int) else 1)
     except AgentDidNotStart as exc:
         # One clear line (the agent's own errors say what to fix), no traceback.
         log.error("monitor-agent could not start: %s", exc)
         log.debug("start-up failure", exc_info=True)
         print("monitor-agent: stopped: the agent could not start (the reason is logged above)", file=sys.stderr)
-        _exit_now(1)
-    _exit_now(0)
-
-
-def _exit_now(code: int) -> None:
-    """Exit without waiting for server threads: the graceful period is over and the agent is
-    stopped; a thread still stuck in a request (the master used to SIGKILL such a worker) must
-    not keep the process alive."""
-    logging.shutdown()
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-        sys.stderr.flush()
-    os._exit(code)
+        exit_now(1)
+    exit_now(0)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def command(spec_path, host, port, db, interval, secure_cookies, allowed_hosts, 
     """
     from monitor_agent.web.hosts import normalize_host
     from seed.console import create_app
-    from seed.console.serve import ConsoleServer
+    from seed.console.serve import serve
     from seed.secrets import SecretError
     from seed.spec import SpecError, is_loopback, load_spec
 
@@ -104,4 +104,4 @@ def command(spec_path, host, port, db, interval, secure_cookies, allowed_hosts, 
         f"password in {spec.secrets_dir / 'console.password'})",
         err=True,
     )
-    ConsoleServer(app, f"{url_host}:{port}", access_log=access_log).run()
+    serve(app, f"{url_host}:{port}", access_log=access_log)

@@ -1,4 +1,4 @@
-"""`seedctl console` for real: gunicorn serving the console, started and stopped like an operator would."""
+"""`seedctl console` for real: one process serving the console, started and stopped like an operator would."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 
@@ -40,10 +41,11 @@ def test_seedctl_console_serves_behind_login_and_stops_cleanly(seed, port_factor
             password = (seed.spec.secrets_dir / "console.password").read_text().strip()
             assert c.post("/login", data={"csrf_token": token, "password": password}).status_code == 302
             deadline = time.monotonic() + 15
-            while not c.get("/api/seeds").json()["seeds"]:  # the sampler runs inside the gunicorn worker
-                assert time.monotonic() < deadline, "no sample from the gunicorn worker"
+            while not c.get("/api/seeds").json()["seeds"]:  # the sampler starts with the server
+                assert time.monotonic() < deadline, "no sample from the console"
                 time.sleep(0.2)
             assert c.get("/api/seeds").json()["seeds"][0]["status"] == "OK"
+            assert psutil.Process(proc.pid).children() == [], "one process: no gunicorn master"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
