@@ -84,3 +84,20 @@ def test_a_key_of_another_algorithm_is_refused_by_name(tmp_path):
     (tmp_path / "node.key").write_bytes(pem)
     with pytest.raises(FederationError, match="not an Ed25519 key"):
         load_identity(tmp_path)
+
+
+def test_the_agent_process_does_not_load_cryptography(tmp_path):
+    """8 MB of the agent's 60 MB budget (issue 15): its own OpenSSL. The agent signs and
+    verifies with libsodium; `cryptography` is only for key files in an unusual form."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, monitor_agent.serve, monitor_agent.agent, monitor_agent.web, monitor_agent.enrollment\n"
+        "from monitor_agent.federation import node_credentials\n"
+        "from monitor_agent.identity import load_identity\n"
+        f"ident = load_identity({str(tmp_path)!r}); ident.headers(b'x'); ident.seed\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'cryptography', 'bcrypt'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
