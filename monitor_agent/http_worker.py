@@ -38,6 +38,7 @@ import sys
 import time
 from collections import OrderedDict
 from functools import partial
+from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -291,11 +292,12 @@ def serve_in_process(worker_class: type[InProcessWorker], settings: dict, load) 
         if value is not None and key in cfg.settings:  # settings differ across gunicorn versions
             cfg.set(key, value)
     log = cfg.logger_class(cfg)
-    listeners = sock.create_sockets(cfg, log)
+    listeners: list[Any] = sock.create_sockets(cfg, log)
     for listener in listeners:
         log.info("Listening at: %s (%s)", listener, os.getpid())
-    worker = worker_class(1, os.getppid(), listeners, _Loader(load), cfg.timeout / 2.0, cfg, log)
-    worker.pid = os.getpid()
+    app: Any = _Loader(load)  # all a worker asks of gunicorn's Application: wsgi()
+    worker = worker_class(1, os.getppid(), listeners, app, cfg.timeout / 2.0, cfg, log)
+    worker.pid = str(os.getpid())
     log.info("Booting worker with pid: %s", worker.pid)  # gunicorn's line: once per process now
     try:
         worker.init_process()  # returns when the loop ends (SIGTERM); SIGINT raises SystemExit(0)
