@@ -23,6 +23,7 @@ from .http_worker import InProcessWorker, exit_now, serve_in_process
 
 if TYPE_CHECKING:
     from .config import Config
+    from .interfaces import AgentLike, Source
 
 log = logging.getLogger("monitor_agent.serve")
 
@@ -93,7 +94,7 @@ def build_agent_app(config: Config, token: str, options: ServeOptions):
     return create_app(agent, token=token, options=web_options)
 
 
-def _sources(config: Config, agent: Any) -> list:
+def _sources(config: Config, agent: AgentLike) -> list[Source]:
     if config.node_log_source == "none":
         return []
     try:
