@@ -45,11 +45,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreError
-from .model import TASK_STATUSES, LocalTask, TaskEvent
-from .protocol import PEER_FORGET_S, PEER_ONLINE_S
+from ..errors import StoreError
+from ..model import TASK_STATUSES, LocalTask, TaskEvent
+from ..protocol import PEER_FORGET_S, PEER_ONLINE_S
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("monitor_agent.store")
 
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
