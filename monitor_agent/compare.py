@@ -32,6 +32,7 @@ from .stats_sketch import (
     window_start,
 )
 from .timestamps import rfc3339
+from .web import shapes
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +103,16 @@ class Figures:
     def failure_rate(self) -> float | None:
         return _rate(self.failed, self.events)
 
-    def api(self) -> dict[str, Any]:
-        return {
-            "events": self.events,
-            "completed": self.completed,
-            "failed": self.failed,
-            "failureRate": _r(self.failure_rate, 4),
-            "tasksPerMinute": round(self.events / self.minutes, 3) if self.minutes else 0.0,
-            "executionMs": {"p50": _r(self.p50), "p90": _r(self.p90), "p99": _r(self.p99)},
-        }
+    def api(self, nodes: int | msgspec.UnsetType = msgspec.UNSET) -> shapes.CompareFigures:
+        return shapes.CompareFigures(
+            events=self.events,
+            completed=self.completed,
+            failed=self.failed,
+            failure_rate=_r(self.failure_rate, 4),
+            tasks_per_minute=round(self.events / self.minutes, 3) if self.minutes else 0.0,
+            execution_ms=shapes.ExecutionMs(p50=_r(self.p50), p90=_r(self.p90), p99=_r(self.p99)),
+            nodes=nodes,
+        )
 
 
 def _pct(rate: float | None) -> str:
@@ -413,7 +415,7 @@ class Comparator:
         """
         if now_ms is not None:
             with self._compute_lock:
-                return self._compute(chain_id, task_type, window, now_ms)
+                return msgspec.to_builtins(self._compute(chain_id, task_type, window, now_ms))
         return self._cached((chain_id, task_type, window))[1]
 
     def fresh(self, chain_id: int | None, task_type: str | None, window: str) -> dict[str, Any]:
@@ -451,7 +453,7 @@ class Comparator:
     def _refresh(self, key: CacheKey) -> tuple[float, dict[str, Any], bytes]:
         """Compute and cache (the caller holds `_compute_lock`)."""
         body = self._compute(*key, None)
-        entry = (time.monotonic(), body, msgspec.json.encode(body))
+        entry = (time.monotonic(), msgspec.to_builtins(body), msgspec.json.encode(body))
         self._cache[key] = entry
         while len(self._cache) > 256:
             self._cache.pop(next(iter(self._cache)))
@@ -459,32 +461,30 @@ class Comparator:
 
     def _compute(
         self, chain_id: int | None, task_type: str | None, window: str, now_ms: int | None
-    ) -> dict[str, Any]:
+    ) -> shapes.Compare:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         start = window_start(window, now_ms)
         chains = [chain_id] if chain_id is not None else self.chains()
         with self._lock:
             rows = [self._chain(c, task_type, window, start, now_ms) for c in chains]
-        return {
-            "window": window,
-            "windowStart": _iso(start),
-            "generatedAt": _iso(now_ms),
-            "taskType": task_type,
-            "seeding": self.seeding,
-            "sketch": {
-                "algorithm": "DDSketch",
-                "relativeAccuracy": NETWORK_ACCURACY,
-                "nodeRelativeAccuracy": NODE_ACCURACY,
-            },
-            "rules": {
-                "minOtherNodes": MIN_OTHER_NODES,
-                "minEvents": MIN_EVENTS,
-                "zCritical": Z_CRITICAL,
-                "failureMargin": FAILURE_MARGIN,
-                "slowRatio": SLOW_RATIO,
-            },
-            "chains": rows,
-        }
+        return shapes.Compare(
+            window=window,  # type: ignore[arg-type]  # validated by the API (COMPARE_WINDOWS)
+            window_start=_iso(start),
+            generated_at=_iso(now_ms),
+            task_type=task_type,
+            seeding=self.seeding,
+            sketch=shapes.Sketch(
+                algorithm="DDSketch", relative_accuracy=NETWORK_ACCURACY, node_relative_accuracy=NODE_ACCURACY
+            ),
+            rules=shapes.CompareRules(
+                min_other_nodes=MIN_OTHER_NODES,
+                min_events=MIN_EVENTS,
+                z_critical=Z_CRITICAL,
+                failure_margin=FAILURE_MARGIN,
+                slow_ratio=SLOW_RATIO,
+            ),
+            chains=rows,
+        )
 
     def _window_figures(
         self, series_list: list[Series], window: str, start: int, now_ms: int, accuracy: float
@@ -524,7 +524,9 @@ class Comparator:
                 fig.p50 = values[(len(values) - 1) // 2]
         return fig
 
-    def _chain(self, chain_id: int, task_type: str | None, window: str, start: int, now_ms: int) -> dict:
+    def _chain(
+        self, chain_id: int, task_type: str | None, window: str, start: int, now_ms: int
+    ) -> shapes.CompareChain:
         label = f"chain {chain_id}" + (f" ({task_type})" if task_type else "")
         net_series = [s for (c, t), s in self.network.items() if _key_matches(c, t, chain_id, task_type)]
         own_series = [s for (c, t), s in self.own.items() if _key_matches(c, t, chain_id, task_type)]
@@ -544,17 +546,17 @@ class Comparator:
                 node_figs.append(fig)
         network.nodes = len(node_figs)
         ranked = [f.p50 for f in node_figs if f.completed >= NODE_MIN_EVENTS and f.p50 is not None]
-        rank = None
+        rank: shapes.Rank | None = None
         if own.p50 is not None and ranked:
             own_p50 = own.p50
             faster = sum(1 for p50 in ranked if p50 < own_p50)
             pct = round(100 * faster / len(ranked))
-            rank = {
-                "metric": "p50ExecutionMs",
-                "slowerThanPct": pct,
-                "nodes": len(ranked),
-                "text": f"Your p50 execution time on {label} is slower than {pct} % of {len(ranked)} nodes.",
-            }
+            rank = shapes.Rank(
+                metric="p50ExecutionMs",
+                slower_than_pct=pct,
+                nodes=len(ranked),
+                text=f"Your p50 execution time on {label} is slower than {pct} % of {len(ranked)} nodes.",
+            )
         # (a node with events has a failure rate)
         rated = [r for f in node_figs if f.events >= NODE_MIN_EVENTS and (r := f.failure_rate) is not None]
         # Baseline: the network's counts in the 24 h (window 1 h) or the day (window 24 h) before.
@@ -576,22 +578,22 @@ class Comparator:
             nb = net_buckets.get(b_start)
             ob = own_buckets.get(b_start)
             series.append(
-                {
-                    "t": _iso(b_start),
-                    "networkP50": _r(quantile(merge_all(nb[2], NETWORK_ACCURACY), 0.5)) if nb else None,
-                    "ownP50": _r(quantile(merge_all(ob[2], NETWORK_ACCURACY), 0.5)) if ob else None,
-                    "networkFailureRate": _r(_rate(nb[1], nb[0] + nb[1]), 4) if nb else None,
-                    "ownFailureRate": _r(_rate(ob[1], ob[0] + ob[1]), 4) if ob else None,
-                }
+                shapes.SeriesPoint(
+                    t=_iso(b_start),
+                    network_p50=_r(quantile(merge_all(nb[2], NETWORK_ACCURACY), 0.5)) if nb else None,
+                    own_p50=_r(quantile(merge_all(ob[2], NETWORK_ACCURACY), 0.5)) if ob else None,
+                    network_failure_rate=_r(_rate(nb[1], nb[0] + nb[1]), 4) if nb else None,
+                    own_failure_rate=_r(_rate(ob[1], ob[0] + ob[1]), 4) if ob else None,
+                )
             )
-        return {
-            "chainId": chain_id,
-            "own": own.api(),
-            "network": {**network.api(), "nodes": network.nodes},
-            "rank": rank,
-            "verdict": v,
-            "series": series,
-        }
+        return shapes.CompareChain(
+            chain_id=chain_id,
+            own=own.api(),
+            network=network.api(nodes=network.nodes),
+            rank=rank,
+            verdict=shapes.Verdict(**v),
+            series=series,
+        )
 
 
 def _iso(ms: int) -> str:

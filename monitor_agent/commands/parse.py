@@ -156,13 +156,15 @@ def command(files: tuple[Path, ...], shared: bool, as_json: bool, private: bool)
         )
         return
     if as_json:
+        import msgspec
+
         from ..web.serializers import local_task
 
         for t in rows.values():
             row = local_task(t, include_private=True)  # the operator's own terminal: execution ids shown
             if not private:
-                del row["private"]
-            click.echo(json.dumps(row, default=str))
+                row = msgspec.structs.replace(row, private=msgspec.UNSET)
+            click.echo(json.dumps(msgspec.to_builtins(row), default=str))
     else:
         click.echo(
             f"{'execution id':36}  {'status':9} {'chain':>6} {'block':>9} {'type':5} {'ms':>7} {'exit':>4}"

@@ -12,6 +12,7 @@ from flask import Blueprint, request
 from .. import __version__
 from ..store import now_ms
 from . import serializers as ser
+from . import shapes
 from .auth import bearer_matches
 from .openapi import openapi_document
 from .responses import error_response, json_response, raw_json_response
@@ -74,7 +75,7 @@ def _body(*, allow_empty: bool) -> dict[str, Any]:
 @bp.get("/health")
 @no_params
 def health():
-    return json_response({"status": "ok", "version": __version__})
+    return json_response(shapes.Health(status="ok", version=__version__))
 
 
 @bp.get("/ready")
@@ -87,11 +88,13 @@ def ready():
         log.exception("readiness: database check failed")
         writable = False
     status = agent.status()
-    body = {
-        "ready": writable,
-        "database": "writable" if writable else "not writable",
-        "federation": {"enabled": bool(status.get("enabled")), "state": status.get("state")},
-    }
+    body = shapes.Ready(
+        ready=writable,
+        database="writable" if writable else "not writable",
+        federation=shapes.ReadyFederation(
+            enabled=bool(status.get("enabled")), state=status.get("state") or "DISABLED"
+        ),
+    )
     return json_response(body, 200 if writable else 503)
 
 
@@ -116,6 +119,7 @@ def federation_tasks():
     tasks_json, total = state().agent.store.query_federation_tasks_json(
         ser.FEDERATION_TASK_SQL, q.limit, q.chain_id, q.since
     )
+    # shapes.GlobalTasks, its tasks' JSON made by SQLite (the hot path; a test decodes it strictly).
     return raw_json_response(f'{{"tasks":{tasks_json},"total":{int(total)}}}')
 
 
@@ -124,7 +128,7 @@ def federation_tasks():
 def federation_peers():
     now = now_ms()
     peers = [ser.peer(p, now) for p in state().agent.store.list_peers()]
-    return json_response({"peers": peers, "total": len(peers)})
+    return json_response(shapes.Peers(peers=peers, total=len(peers)))
 
 
 @bp.get("/federation/settings")
@@ -141,9 +145,7 @@ def post_settings():
     agent = state().agent
     _settings, restart_required = agent.apply_settings(changes)
     log.info("settings changed through the API: %s (restart required: %s)", changes, restart_required)
-    body = ser.settings(agent)
-    body["restartRequired"] = bool(restart_required)
-    return json_response(body)
+    return json_response(ser.settings_applied(agent, restart_required))
 
 
 @bp.post("/federation/clear")
@@ -154,7 +156,7 @@ def clear_federation():
     deleted = state().agent.clear_federation_data()
     log.info("federation data erased through the API: %s", deleted)
     return json_response(
-        {"deleted": {"tasks": int(deleted.get("tasks", 0)), "peers": int(deleted.get("peers", 0))}}
+        shapes.Cleared(shapes.Deleted(tasks=int(deleted.get("tasks", 0)), peers=int(deleted.get("peers", 0))))
     )
 
 
@@ -174,9 +176,8 @@ def local_tasks():
     if auth is False:
         return error_response(401, UNAUTHORIZED, _CHALLENGE)
     rows, total = state().agent.store.list_local_tasks(q.limit, q.offset, q.status)
-    return json_response(
-        {"tasks": [ser.local_task(r, bool(auth)) for r in rows], "total": int(total), "private": bool(auth)}
-    )
+    tasks = [ser.local_task(t, bool(auth)) for t in rows]
+    return json_response(shapes.LocalTasks(tasks=tasks, total=int(total), private=bool(auth)))
 
 
 @bp.get("/stats")

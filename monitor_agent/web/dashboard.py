@@ -6,6 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 from flask import Blueprint, render_template
+from msgspec import to_builtins
 
 from .. import __version__
 from ..store import now_ms
@@ -38,7 +39,7 @@ TASK_ICONS = {"received": "↓", "running": "▶", "completed": "✓", "failed":
 
 def _common(tab: str) -> dict[str, Any]:
     agent = state().agent
-    status = ser.status(agent.status())
+    status = to_builtins(ser.status(agent.status()))  # templates read the API's field names
     return {
         "tab": tab,
         "tabs": TABS,
@@ -54,9 +55,9 @@ def node():
     ctx = _common("node")
     store = state().agent.store
     rows, total = store.list_local_tasks(25, 0, None)
-    ctx["tasks"] = [ser.local_task(r, False) for r in rows]
+    ctx["tasks"] = to_builtins([ser.local_task(r, False) for r in rows])
     ctx["tasks_total"] = int(total)
-    ctx["stats"] = ser.local_stats(store.local_stats())
+    ctx["stats"] = to_builtins(ser.local_stats(store.local_stats()))
     return render_template("node.html", **ctx)
 
 
@@ -65,10 +66,10 @@ def network():
     ctx = _common("network")
     store = state().agent.store
     rows, total = store.query_federation_tasks(50, None, None)
-    ctx["feed"] = [ser.federation_task(r) for r in rows]
+    ctx["feed"] = to_builtins([ser.federation_task(r) for r in rows])
     ctx["feed_total"] = int(total)
     now = now_ms()
-    peers = [ser.peer(p, now) for p in store.list_peers()]
+    peers = to_builtins([ser.peer(p, now) for p in store.list_peers()])
     by_region: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for p in peers:
         by_region[p["region"]].append(p)
@@ -81,7 +82,7 @@ def network():
 @bp.get("/settings")
 def settings():
     ctx = _common("settings")
-    ctx["settings"] = ser.settings(state().agent)
+    ctx["settings"] = to_builtins(ser.settings(state().agent))
     ctx["token_path"] = state().token_path
     ctx["retention_days"] = state().agent.config.task_retention_days
     return render_template("settings.html", **ctx)
@@ -91,7 +92,7 @@ def settings():
 def privacy():
     ctx = _common("privacy")
     agent = state().agent
-    ctx["privacy"] = ser.privacy(agent.outbox_snapshot(), ser.privacy_blocked(agent))
+    ctx["privacy"] = to_builtins(ser.privacy(agent.outbox_snapshot(), ser.privacy_blocked(agent)))
     ctx["timing"] = _timing_note(agent.settings())
     return render_template("privacy.html", **ctx)
 

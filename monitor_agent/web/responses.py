@@ -7,6 +7,8 @@ from typing import Any
 import msgspec
 from flask import Response
 
+from .shapes import Error, ErrorDetail
+
 _encoder = msgspec.json.Encoder()
 
 ERROR_CODES = {
@@ -41,4 +43,4 @@ def raw_json_response(text: str | bytes, status: int = 200) -> Response:
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     code = ERROR_CODES.get(status, "error")
-    return json_response({"error": {"code": code, "message": message}}, status, headers)
+    return json_response(Error(ErrorDetail(code, message)), status, headers)  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from msgspec import to_builtins
 
 from monitor_agent.identity import load_identity
 from monitor_agent.protocol import FederationState
@@ -65,7 +66,7 @@ def test_task_published_by_a_is_stored_by_b_with_a_as_source_and_never_echoed(pa
     rows = wait_for(
         lambda: (r := b.store.query_federation_tasks(10)[0]) and len(r) == 2 and r, what="2 rows at B"
     )
-    rows = [federation_task(r) for r in rows]  # as GET /api/federation/tasks/global shows them
+    rows = to_builtins([federation_task(r) for r in rows])  # as GET /api/federation/tasks/global shows them
     assert {r["status"] for r in rows} == {"received", "completed"}
     assert all(r["sourceNode"] == a.identity.node_id for r in rows)
     assert rows[0]["taskId"] == a.identity.task_id(EXEC_ID) and EXEC_ID not in json.dumps(rows)

@@ -283,7 +283,8 @@ def test_chain_filtered_totals_match_a_recount_through_insert_retention_reopen_a
 
 def test_feed_page_built_by_sqlite_equals_the_row_page_and_the_python_shape(store):
     """The API's JSON-in-SQL page must be the same page, order and shape as the Python rows."""
-    import json
+
+    import msgspec
 
     from monitor_agent.store import iso
     from monitor_agent.web.serializers import FEDERATION_TASK_SQL, federation_task
@@ -298,10 +299,11 @@ def test_feed_page_built_by_sqlite_equals_the_row_page_and_the_python_shape(stor
     for chain, limit in ((None, 100), (1, 5), (43113, 100), (99, 10)):
         rows, total = store.query_federation_tasks(limit, chain_id=chain)
         text, total_json = store.query_federation_tasks_json(FEDERATION_TASK_SQL, limit, chain_id=chain)
-        assert json.loads(text) == [federation_task(r) for r in rows] and total_json == total
+        # Byte for byte what msgspec makes of the GlobalTask Structs (names, order, values).
+        assert text.encode() == msgspec.json.encode([federation_task(r) for r in rows]) and total_json == total
     rows, _ = store.query_federation_tasks(1)
     task = federation_task(rows[0])
-    assert task["receivedAt"] == iso(base + 39 * 999) and task["executionTimeMs"] == 39 * 3
+    assert task.received_at == iso(base + 39 * 999) and task.execution_time_ms == 39 * 3
 
 
 def test_cached_feed_pages_never_outlive_a_change(store):

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from msgspec import to_builtins
 
 from monitor_agent.agent import Agent
 from monitor_agent.config import load_config
@@ -50,4 +51,4 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str
 def all_tasks(agent: Agent) -> dict[str, dict]:
     rows, total = agent.store.list_local_tasks(limit=100_000)
     assert len(rows) == total
-    return {t.execution_id: local_task(t, include_private=True) for t in rows}
+    return {t.execution_id: to_builtins(local_task(t, include_private=True)) for t in rows}

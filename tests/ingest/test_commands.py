@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
+from msgspec import to_builtins
 
 from monitor_agent.cli import cli
 from monitor_agent.protocol import TASK_ID_RE, TaskMessage
@@ -68,7 +69,7 @@ def test_import_eventdb_backfills_and_is_idempotent(tmp_path, expected):
     store = Store(tmp_path / "data" / "truebit-monitor.db", start_writer=False)
     try:
         tasks, total = store.list_local_tasks(limit=1000)
-        rows = [local_task(t, include_private=True) for t in tasks]
+        rows = to_builtins([local_task(t, include_private=True) for t in tasks])
         assert total == exp["tasks"]
         by_id = {r["executionId"]: r for r in rows}
         assert sum(r["status"] == "failed" for r in rows) == exp["failed"]

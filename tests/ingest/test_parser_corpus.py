@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from msgspec import to_builtins
 
 from monitor_agent.logs import Invoice, LogEntry, LogParser, SlotUsage
 from monitor_agent.model import TaskEvent
@@ -38,7 +39,7 @@ def merged(records: list) -> dict[str, dict]:
     for ev in records:
         if isinstance(ev, TaskEvent):
             rows[ev.execution_id] = merge_event(rows.get(ev.execution_id), ev)
-    return {k: local_task(t, include_private=True) for k, t in rows.items()}
+    return {k: to_builtins(local_task(t, include_private=True)) for k, t in rows.items()}
 
 
 @pytest.mark.parametrize("kind", ["debug", "compose", "docker"])

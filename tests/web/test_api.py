@@ -29,6 +29,25 @@ def test_openapi_document_is_valid_openapi_3_1(agent_factory):
         "/api/ready",
     ):
         assert path in doc["paths"], path
+    # Every JSON route the app serves is in the document, with its response shape among the
+    # schemas generated from web/shapes.py (the types the handlers answer with).
+    schemas = doc["components"]["schemas"]
+    routes = [
+        (rule.rule, method.lower())
+        for rule in running.app.url_map.iter_rules()
+        if rule.rule.startswith("/api/")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    ]
+    assert len(routes) >= 12
+    for path, method in routes:
+        op = doc["paths"][path][method]
+        ok = op["responses"]["200"]["content"]["application/json"]
+        if path == "/api/openapi.json":
+            continue
+        name = ok["schema"]["$ref"].rsplit("/", 1)[1]
+        assert name in schemas and schemas[name]["type"] == "object", (path, method)
+        assert schemas[name]["properties"] and schemas[name]["additionalProperties"] is False
+    assert set(routes) == {(p, m) for p, ops in doc["paths"].items() for m in ops}
 
 
 def test_federation_endpoints_answer_what_the_document_says(seeded_agent, openapi):
