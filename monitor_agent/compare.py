@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -33,6 +33,9 @@ from .stats_sketch import (
 )
 from .timestamps import rfc3339
 from .web import shapes
+
+if TYPE_CHECKING:
+    from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +339,7 @@ class Comparator:
             self.nodes.clear()
             self._cache.clear()
 
-    def federation_mark(self, store) -> int:
+    def federation_mark(self, store: Store) -> int:
         """The highest received row id now: rows after it arrive through `add_federation_rows`.
 
         `seeding` is true from here until `rebuild_federation` has read the rows up to it.
@@ -344,7 +347,7 @@ class Comparator:
         self.seeding = True
         return store.read("SELECT COALESCE(MAX(id), 0) FROM federation_tasks").fetchone()[0]
 
-    def rebuild_local(self, store, now_ms: int | None = None) -> int:
+    def rebuild_local(self, store: Store, now_ms: int | None = None) -> int:
         """Seed this node's series from its local tasks of the last 25 h."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         rows = store.read(
@@ -358,7 +361,7 @@ class Comparator:
                 self._own(chain_id, task_type).add(at, exec_ms, status == "failed")
         return len(rows)
 
-    def rebuild_federation(self, store, up_to_id: int, now_ms: int | None = None) -> int:
+    def rebuild_federation(self, store: Store, up_to_id: int, now_ms: int | None = None) -> int:
         """Seed from the received terminal events with id <= `up_to_id` of the last 49 h, newest
         first and at most REBUILD_MAX_ROWS; runs in a background thread (`seeding` meanwhile)."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
