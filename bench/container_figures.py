@@ -63,7 +63,7 @@ def wait_healthy(port: int, timeout: float = 120) -> float:
 
 
 def tree_rss(pid: int) -> float:
-    """Summed RSS (MB) of a process and its children (gunicorn master + worker)."""
+    """Summed RSS (MB) of a process and its children (one process since issue 15)."""
     p = psutil.Process(pid)
     procs = [p, *p.children(recursive=True)]
     return sum(x.memory_info().rss for x in procs) / 1e6

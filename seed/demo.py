@@ -194,7 +194,7 @@ class ManagedProcess:
         return self.popen is not None and self.popen.poll() is None
 
     def pids(self) -> list[int]:
-        """The process and all its descendants (gunicorn master and workers)."""
+        """The process and all its descendants (an agent serves from one process; whatever it started)."""
         if self.popen is None or not self.alive():
             return []
         try:
@@ -231,7 +231,7 @@ class ManagedProcess:
             self._signal_group(signal.SIGKILL)
             self.popen.wait(5)
             how = "killed after timeout"
-        self._signal_group(signal.SIGKILL)  # a worker that outlived its master
+        self._signal_group(signal.SIGKILL)  # anything left in its process group
         return how
 
     def kill(self) -> None:

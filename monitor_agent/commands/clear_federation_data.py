@@ -32,7 +32,7 @@ def _running_agent(config) -> dict | None:
 
 def _through_running_agent(info: dict, token: str | None) -> dict:
     """Ask the running agent to erase (its in-memory views change too)."""
-    import httpx  # only this command needs it: keep `monitor-agent run`'s master process small
+    import httpx  # only this command needs it: keep the CLI's other commands small
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # no request lines among the answer
     if token is None:

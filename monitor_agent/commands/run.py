@@ -122,7 +122,7 @@ def command(threads: int, access_log: bool, env_file: Path | None) -> None:
     )
     sys.stdout.flush()
     sys.stderr.flush()
-    # Become the lean gunicorn master (see monitor_agent/serve.py): same pid, same signals.
+    # Become the one serving process (see monitor_agent/serve.py): same pid, same signals, no click.
     argv = [
         sys.executable,
         "-m",

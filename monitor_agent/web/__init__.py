@@ -1,7 +1,7 @@
 """The agent's web layer: JSON API, /ws live feed, dashboard, /metrics, OpenAPI document.
 
 `create_app` and `WebOptions` load Flask on first use, so importing a submodule such as
-`monitor_agent.web.auth` (the gunicorn master does) stays cheap.
+`monitor_agent.web.auth` (`monitor-agent run` does before it execs the server) stays cheap.
 """
 
 from __future__ import annotations
