@@ -20,6 +20,7 @@ import calendar
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from nacl.exceptions import BadSignatureError
@@ -97,7 +98,7 @@ def parse_timestamp(text: str) -> int:
     return calendar.timegm((*fields, 0, 0, 0))
 
 
-def _rules(kind: str, m) -> str | None:
+def _rules(kind: str, m: Any) -> str | None:  # m: the struct of `kind` (MESSAGE_TYPES)
     """Field rules msgspec's types do not express; the problem or None."""
     if not NODE_ID_RE.match(m.nodeId):
         return "nodeId is not a valid node id"
