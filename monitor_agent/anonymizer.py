@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .model import LocalTask
-from .protocol import MAX_EXECUTION_TIME_MS, PROTOCOL_VERSION, TASK_TYPE_RE
+from .protocol import EVENT_STATUS, MAX_EXECUTION_TIME_MS, PROTOCOL_VERSION, TASK_TYPE_RE
 from .timestamps import rfc3339
 
 STANDARD = "standard"
@@ -28,8 +28,9 @@ STRICT_TIME_STEP_S = 300
 # Floors for executionTimeMs under strict privacy: coarse enough not to fingerprint a task.
 STRICT_EXEC_STEPS_MS = (0, 100, 500, 1_000, 5_000, 10_000, 30_000, 60_000, 300_000, 600_000, 3_600_000)
 
-# Local status -> task event; "running" and "unknown" are not broadcast.
-STATUS_EVENT = {"received": "task_received", "completed": "task_completed", "failed": "task_failed"}
+# Local status -> task event (the protocol's event -> status table, reversed); "running" and
+# "unknown" are not broadcast.
+STATUS_EVENT = {status: event for event, status in EVENT_STATUS.items()}
 UNKNOWN_TASK_TYPE = "unknown"
 
 

@@ -17,7 +17,8 @@ TaskStatus = Literal["received", "running", "completed", "failed", "unknown"]
 # The local status vocabulary, in the order the API, its validation and the dashboard list it.
 # The one list: everything else (store counters, validation, serializers, OpenAPI, dashboard) imports it.
 TASK_STATUSES: tuple[TaskStatus, ...] = get_args(TaskStatus)
-# The statuses at which a local task is broadcast (once each) when the operator shares tasks.
+# The statuses at which a local task is broadcast (once each) when the operator shares tasks: those
+# with a task event on the wire (protocol.EVENT_STATUS; a test holds the two equal).
 BROADCAST_STATUSES: tuple[TaskStatus, ...] = ("received", "completed", "failed")
 
 

@@ -362,12 +362,15 @@ def test_one_batch_marks_exactly_one_first_event_per_task_and_ignores_duplicates
 
 def test_the_local_status_vocabulary_is_one_list():
     """Store counters, merge precedence, API validation and dashboard icons all use model.TASK_STATUSES."""
-    from monitor_agent.model import TASK_STATUSES
+    from monitor_agent.anonymizer import STATUS_EVENT
+    from monitor_agent.model import BROADCAST_STATUSES, TASK_STATUSES
+    from monitor_agent.protocol import EVENT_STATUS
     from monitor_agent.store import STATUS_RANK
     from monitor_agent.web.dashboard import TASK_ICONS
     from monitor_agent.web.validation import BadRequest, parse_local_tasks
 
     assert TASK_STATUSES == ("received", "running", "completed", "failed", "unknown")
     assert set(STATUS_RANK) == set(TASK_ICONS) == set(TASK_STATUSES)
+    assert set(BROADCAST_STATUSES) == set(EVENT_STATUS.values()) == set(STATUS_EVENT)
     with pytest.raises(BadRequest, match="expected one of received, running, completed, failed, unknown"):
         parse_local_tasks({"status": ["done"]})
