@@ -38,8 +38,8 @@ from monitor_agent.config import load_config  # noqa: E402
 from monitor_agent.identity import load_identity  # noqa: E402
 from monitor_agent.protocol import history_stream  # noqa: E402
 from seed import history, lifecycle  # noqa: E402
-from seed.render import effective_users, user_password  # noqa: E402
 from seed.spec import load_spec  # noqa: E402
+from seed.users import effective_users, user_password  # noqa: E402
 from tests.plugins.seed import build_spec_data  # noqa: E402
 from tests.plugins.tools import unique_ports  # noqa: E402
 

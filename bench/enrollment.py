@@ -44,7 +44,7 @@ from monitor_agent.config import load_config  # noqa: E402
 from monitor_agent.enrollment import build_request, dumps  # noqa: E402
 from monitor_agent.identity import load_identity  # noqa: E402
 from monitor_agent.protocol import FederationState  # noqa: E402
-from seed import enroll, lifecycle, render  # noqa: E402
+from seed import enroll, lifecycle, users  # noqa: E402
 from seed.spec import load_spec  # noqa: E402
 
 FAILOVER_LIMIT_S = 300
@@ -205,7 +205,7 @@ def failover_figures(root: Path, n: int, rounds: int) -> dict:
     lifecycle.up(op)
     try:
         # Static mode: the shared monitor user with its nkey (the baseline bench/federation_scale.py uses).
-        seed = render.credentials_text(static, static.user("monitor"))
+        seed = users.credentials_text(static, static.user("monitor"))
         # Operator mode: n enrolled nodes, each its own JWT user signing with its own key.
         creds = []
         for i in range(n):
@@ -257,7 +257,7 @@ def restart_figures(root: Path, n: int, rounds: int) -> dict:
     lifecycle.up(static)
     lifecycle.up(op)
     try:
-        seed = render.credentials_text(static, static.user("monitor"))
+        seed = users.credentials_text(static, static.user("monitor"))
         keyed = []
         operator_material = enroll.operator(op, create=False)
         for i in range(n):  # JWTs signed directly: the approvals are timed elsewhere

@@ -63,9 +63,10 @@ from monitor_agent.model import LocalTask  # noqa: E402
 from monitor_agent.protocol import KIND_PRESENCE, KIND_STATS, KIND_TASK, REGIONS, subject_for  # noqa: E402
 from seed import lifecycle  # noqa: E402
 from seed import secrets as seed_secrets  # noqa: E402
+from seed import users as seed_users  # noqa: E402
 from seed.demo import AgentProcess, agent_env, os_port  # noqa: E402
-from seed.render import all_hashes, credentials_text  # noqa: E402
 from seed.spec import load_spec  # noqa: E402
+from seed.users import all_hashes, credentials_text  # noqa: E402
 
 HOST = "127.0.0.1"
 HEARTBEAT_S = 30.0
@@ -447,7 +448,7 @@ class Bench:
         """nats-py auth options of the simulated nodes: the same monitor user as the real agents."""
         user = self.spec.user("monitor")
         if user.auth == "nkey":
-            return {"nkeys_seed": str(seed_secrets.nkey_seed_path(self.spec.secrets_dir, user.name))}
+            return {"nkeys_seed": str(seed_users.nkey_seed_path(self.spec.secrets_dir, user.name))}
         name, _, password = credentials_text(self.spec, user).partition(":")
         return {"user": name, "password": password}
 

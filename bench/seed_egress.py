@@ -31,8 +31,8 @@ import nats  # noqa: E402
 import yaml  # noqa: E402
 
 from seed import lifecycle  # noqa: E402
-from seed.render import effective_users, user_password  # noqa: E402
 from seed.spec import load_spec  # noqa: E402
+from seed.users import effective_users, user_password  # noqa: E402
 from tests.plugins.seed import build_spec_data  # noqa: E402
 from tests.plugins.tools import unique_ports  # noqa: E402
 

@@ -26,7 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from seed import lifecycle, natsbin, render  # noqa: E402
+from seed import lifecycle, natsbin, render, users  # noqa: E402
 from seed.spec import load_spec  # noqa: E402
 
 SEEDCTL = str(Path(sys.executable).parent / "seedctl")
@@ -103,7 +103,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-seed-up-") as tmp:
         base = Path(tmp)
         results: dict[str, list[float]] = {"cli": [], "inproc": [], "bare": []}
-        render.all_hashes(load_spec(write_spec(Path(tempfile.mkdtemp(dir=base)))))  # secrets + hashes once
+        users.all_hashes(load_spec(write_spec(Path(tempfile.mkdtemp(dir=base)))))  # secrets + hashes once
         for i in range(args.runs):
             for kind, fn in (("bare", run_bare), ("inproc", run_inproc), ("cli", run_cli)):
                 root = base / f"{kind}-{i}"

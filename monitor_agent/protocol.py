@@ -142,6 +142,11 @@ def node_publish_permission(node_id: str, prefix: str = DEFAULT_SUBJECT_PREFIX) 
     return f"{subject_root(prefix)}.*.{node_id}"
 
 
+def node_inbox_prefix(node_id: str) -> str:
+    """The only inbox an enrolled node may subscribe to in operator mode (nats-py's inbox_prefix)."""
+    return f"_INBOX.{node_id}"
+
+
 def history_stream(prefix: str = DEFAULT_SUBJECT_PREFIX) -> str:
     """The JetStream stream of a federation's task events (spec `history:`): `TBFED_V1_TASKS`."""
     return f"{subject_root(prefix)}_tasks".replace(".", "_").replace("-", "_").upper()

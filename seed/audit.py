@@ -12,8 +12,8 @@ from pathlib import Path
 
 from cryptography import x509
 
-from .render import effective_users, permissions
 from .spec import Spec, is_loopback
+from .users import effective_users, permissions, stray_names
 
 SEVERITIES = ("critical", "high", "medium", "low")
 # Federation messages are <= 1 KB (PROTOCOL.md §2); 8 KB leaves room for headers, 64 KB is already lax.
@@ -155,8 +155,6 @@ def audit(spec: Spec, rendered: dict[str, str] | None = None) -> list[Finding]:
 
 
 def _stray_secrets(spec: Spec) -> list[Finding]:
-    from . import secrets
-
     users = {u.name for u in effective_users(spec)}
     return [
         Finding(
@@ -165,7 +163,7 @@ def _stray_secrets(spec: Spec) -> list[Finding]:
             f"a secret of {name!r}, which is no user any more: adding {name!r} again would bring it back",
             f"seedctl users remove {name}",
         )
-        for name in secrets.stray_names(spec.secrets_dir, users)
+        for name in stray_names(spec.secrets_dir, users)
     ]
 
 

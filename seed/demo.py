@@ -31,8 +31,8 @@ import yaml
 
 from . import lifecycle
 from . import secrets as seed_secrets
-from .render import effective_users, user_password
 from .spec import Spec, load_spec
+from .users import effective_users, user_password, write_credentials_file
 
 HOST = "127.0.0.1"
 # The ports an operator knows from the docs, used when free; otherwise the OS picks.
@@ -322,12 +322,6 @@ class AgentProcess:
 
     def stop(self, timeout: float = 10.0) -> str:
         return self.proc.stop(timeout)
-
-
-def write_credentials_file(path: Path, user: str, password: str) -> Path:
-    """A `user:password` file for FEDERATION_CREDENTIALS (0600: the password stays out of argv/env)."""
-    seed_secrets.write_private(path, f"{user}:{password}\n")
-    return path
 
 
 # ---- the demo ----

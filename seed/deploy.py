@@ -27,8 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import lifecycle, render, secrets
-from .spec import Spec, UserSpec
+from . import lifecycle, render, secrets, users
+from .spec import Spec
+from .users import UserSpec
 
 # Shipped inside the seed package, so a wheel install (not only a checkout) finds its playbooks.
 ANSIBLE_DIR = Path(__file__).resolve().parent / "ansible"
@@ -90,7 +91,7 @@ def seed_servers_vars(
     spec: Spec, hashes: dict[str, str] | None = None, route_pw: str | None = None
 ) -> dict[str, dict]:
     """Per spec server: the template context, monitoring URL, cluster peers and restart facts."""
-    hashes = render.all_hashes(spec) if hashes is None else hashes
+    hashes = users.all_hashes(spec) if hashes is None else hashes
     out = {}
     for server in spec.servers:
         peers = []
@@ -107,10 +108,10 @@ def seed_servers_vars(
 
 def monitor_vars(spec: Spec, user: str = MONITOR_USER) -> dict:
     """What the monitor_agent role needs from the spec: seed URLs and the monitor credentials."""
-    found = next((u for u in render.effective_users(spec) if u.name == user), None)
+    found = users.find(spec, user)
     out: dict = {"monitor_agent_seed_urls": list(spec.client_urls)}
     if found is not None:
-        out["monitor_agent_credentials"] = render.credentials_text(spec, found)  # user:password or nkey seed
+        out["monitor_agent_credentials"] = users.credentials_text(spec, found)  # user:password or nkey seed
     return out
 
 
@@ -136,22 +137,22 @@ def rotation_vars(
     password; without (--check) nothing is minted or written: a placeholder that no secret
     matches stands in for its hash (or public nkey) in the diff.
     """
-    users = {u.name: u for u in render.effective_users(spec)}
-    if old_user not in users:
-        raise DeployError(f"--old-user {old_user}: no such user (users: {', '.join(users)})")
-    if users[old_user].role != "monitor":
-        raise DeployError(f"--old-user {old_user}: role {users[old_user].role}, only monitor users rotate")
+    known = {u.name: u for u in users.effective_users(spec)}
+    if old_user not in known:
+        raise DeployError(f"--old-user {old_user}: no such user (users: {', '.join(known)})")
+    if known[old_user].role != "monitor":
+        raise DeployError(f"--old-user {old_user}: role {known[old_user].role}, only monitor users rotate")
     if new_user == old_user:
         raise DeployError("--new-user must differ from --old-user: NATS user names are unique")
-    if new_user in users and users[new_user].role != "monitor":
-        raise DeployError(f"--new-user {new_user}: already a user with role {users[new_user].role}")
-    hashes = render.all_hashes(spec)
-    if new_user not in users:
+    if new_user in known and known[new_user].role != "monitor":
+        raise DeployError(f"--new-user {new_user}: already a user with role {known[new_user].role}")
+    hashes = users.all_hashes(spec)
+    if new_user not in known:
         # The new user authenticates the way the old one did (an nkey monitor stays nkey).
-        auth = users[old_user].auth
+        auth = known[old_user].auth
         if create:
-            secrets.register_user(spec.secrets_dir, new_user, "monitor", auth=auth)
-            hashes[new_user] = render.user_hash(spec, UserSpec(new_user, "monitor", auth=auth))
+            users.register_user(spec.secrets_dir, new_user, "monitor", auth=auth)
+            hashes[new_user] = users.user_hash(spec, UserSpec(new_user, "monitor", auth=auth))
         else:
             hashes[new_user] = CHECK_PLACEHOLDER_NKEY if auth == "nkey" else CHECK_PLACEHOLDER_BCRYPT
             spec = dataclasses.replace(spec, users=spec.users + (UserSpec(new_user, "monitor", auth=auth),))
@@ -160,7 +161,7 @@ def rotation_vars(
     for entry in final.values():
         ctx = entry["context"]
         ctx["fed_users"] = [u for u in ctx["fed_users"] if u["name"] != old_user]
-    new_vars = monitor_vars(spec, new_user) if create or new_user in users else {}
+    new_vars = monitor_vars(spec, new_user) if create or new_user in known else {}
     return {
         "nats_seed_servers_transition": transition,
         "nats_seed_servers": final,
@@ -221,10 +222,10 @@ def finish_route_rotation(spec: Spec) -> str:
 
 def finish_rotation(spec: Spec, old_user: str) -> str:
     """After a successful rotation: forget the old user where seedctl manages it; say what is left."""
-    if old_user in secrets.registered_users(spec.secrets_dir):
-        secrets.remove(spec.secrets_dir, old_user)
+    if old_user in users.registered_users(spec.secrets_dir):
+        users.remove(spec.secrets_dir, old_user)
         return f"rotation done: user {old_user} removed from the seeds and from {spec.secrets_dir}"
-    secrets.remove(spec.secrets_dir, old_user)
+    users.remove(spec.secrets_dir, old_user)
     return (
         f"rotation done: the seeds no longer accept {old_user}. Remove it from the users of {spec.path} "
         f"now, or the next `seedctl deploy` brings it back."

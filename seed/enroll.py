@@ -36,10 +36,9 @@ from pathlib import Path
 
 from monitor_agent import natsjwt
 from monitor_agent.enrollment import RequestError, verify_request
-from monitor_agent.protocol import node_publish_permission, subscribe_subject
 from monitor_agent.timestamps import rfc3339
 
-from . import secrets
+from . import secrets, users
 from .spec import ServerSpec, Spec
 
 REGISTRY = "enrolled.json"
@@ -55,11 +54,6 @@ _NO_LIMIT = -1
 
 class EnrollError(Exception):
     """A refused enrollment operation; the message is one line naming the problem."""
-
-
-def inbox_prefix(node_id: str) -> str:
-    """The only inbox an enrolled node may subscribe to (the agent sets it as nats-py's inbox_prefix)."""
-    return f"_INBOX.{node_id}"
 
 
 # ---- registry ----
@@ -301,7 +295,6 @@ def read_request(path: Path) -> dict:
 
 
 def user_claims(spec: Spec, node_id: str, key: str, fed_public: str, expires: int) -> dict:
-    prefix = spec.subject_prefix
     return {
         "sub": key,
         "name": node_id,
@@ -310,8 +303,7 @@ def user_claims(spec: Spec, node_id: str, key: str, fed_public: str, expires: in
             "type": "user",
             "version": 2,
             "issuer_account": fed_public,
-            "pub": {"allow": [node_publish_permission(node_id, prefix)]},
-            "sub": {"allow": [subscribe_subject(prefix), inbox_prefix(node_id) + ".>"]},
+            **users.jwt_permissions(node_id, spec.subject_prefix),
             "subs": _NO_LIMIT,
             "data": _NO_LIMIT,
             "payload": USER_MAX_PAYLOAD,
@@ -353,14 +345,8 @@ def write_node_files(
     out = Path(out)
     cred = out / f"{node_id}{suffix}"
     secrets.write_private(cred, credential_text)
-    lines = [
-        "# Federation is opt-in: the node operator sets ENABLE_FEDERATION=true to share.",
-        f"FEDERATION_SEED_URL={','.join(spec.client_urls)}",
-        f"FEDERATION_CREDENTIALS={cred.name}",
-        f"FEDERATION_SUBJECT_PREFIX={spec.subject_prefix}",
-    ]
-    if spec.tls:
-        lines.append("FEDERATION_TLS_ENABLED=true")
+    lines = ["# Federation is opt-in: the node operator sets ENABLE_FEDERATION=true to share."]
+    lines += users.env_lines(spec, cred.name)
     env = out / f"{node_id}.env"
     secrets.write_private(env, "\n".join(lines) + "\n")
     return cred, env
@@ -391,8 +377,7 @@ def approve(spec: Spec, request_path: Path, out: Path, days: int | None = None) 
             )
         if known is not None and known["key"] != key:
             raise EnrollError(f"{node_id} is enrolled with another key ({known['key']})")
-        users = secrets.registered_users(spec.secrets_dir)
-        if node_id in users or spec.user(node_id) is not None:
+        if node_id in users.registered_users(spec.secrets_dir) or spec.user(node_id) is not None:
             raise EnrollError(f"{node_id} is already a user (seedctl users list): remove it there first")
         now = int(time.time())
         entry = {

@@ -1,7 +1,7 @@
 """Spec `history:` -> the JetStream stream of the federation's task events on the seeds.
 
 `ensure_stream(spec)` creates the stream, or updates its limits to the spec's, as the
-`seedctl-history` user of the federation account (seed.render.HISTORY_MANAGER: it may create,
+`seedctl-history` user of the federation account (seed.users.HISTORY_MANAGER: it may create,
 update and inspect that one stream, nothing else). `seedctl up` and `seedctl reload` call it.
 Only task subjects are kept (presence and stats are live-only); discard old; file storage.
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 from monitor_agent.protocol import history_stream, history_subject
 
-from .render import HISTORY_MANAGER, history_manager, user_password
 from .spec import Spec
+from .users import HISTORY_MANAGER, history_manager, user_password
 
 
 class HistoryError(Exception):

@@ -26,7 +26,7 @@ import psutil
 
 from monitor_agent.timestamps import rfc3339
 
-from . import natsbin, render, secrets
+from . import natsbin, render, secrets, users
 from .spec import ServerSpec, Spec
 
 log = logging.getLogger(__name__)
@@ -271,7 +271,7 @@ def up(
     """Start the selected servers (all by default) and wait until each answers /healthz ok."""
     say = progress or (lambda _msg: None)
     servers = _selected(spec, names)
-    hashes = render.all_hashes(spec)
+    hashes = users.all_hashes(spec)
     started: list[tuple[ServerSpec, int, int]] = []
     try:
         for server in servers:
@@ -371,7 +371,7 @@ def reload(
         raise LifecycleError(f"reload via {via!r}: use signal or nats")
     say = progress or (lambda _msg: None)
     servers = _selected(spec, names)
-    hashes = render.all_hashes(spec)
+    hashes = users.all_hashes(spec)
     plans: list[tuple[ServerSpec, int | None, Path | None, str, str]] = []
     candidate: Path | None  # the rendered config waiting beside the live one (None: a remote server)
     # Check every server before touching any, so a refused change leaves all of them untouched.

@@ -16,23 +16,15 @@ from pathlib import Path
 
 import jinja2
 
-from monitor_agent.protocol import (
-    history_read_permissions,
-    history_stream,
-    node_publish_permission,
-    subject_root,
-    subscribe_subject,
-)
+from monitor_agent.protocol import subject_root
 
 from . import enroll, secrets
-from .spec import ROLES, ServerSpec, Spec, SpecError, UserSpec
+from .spec import ServerSpec, Spec, SpecError
+from .users import all_hashes, config_users, permissions, user_hash
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE = "nats-server.conf.j2"
 CONF_NAME = "nats-server.conf"
-INBOX = "_INBOX.>"
-# The FED-account user seedctl creates/updates the history stream with (spec `history:` only).
-HISTORY_MANAGER = "seedctl-history"
 JETSTREAM_DIR = "jetstream"
 HISTORY_ACCOUNT = "FED"  # the account of the federation users and the history stream (the template's)
 JETSTREAM_MAX_MEMORY = 64 * 1024 * 1024  # ordered consumers' state only: the stream is on disk
@@ -56,111 +48,6 @@ def _env() -> jinja2.Environment:
 def quote(value: object) -> str:
     """A double-quoted nats-server config string (JSON escaping is a subset nats accepts)."""
     return json.dumps(str(value))
-
-
-def permissions(user: UserSpec, prefix: str, history: bool = False) -> dict[str, dict[str, list[str]]]:
-    """The NATS permissions of a user's role: the only place roles become subjects."""
-    fed = subscribe_subject(prefix)
-    # Federation users subscribe to the federation subjects only: the agent makes no NATS
-    # requests, so it needs no `_INBOX` replies, and without `_INBOX.>` no member can read the
-    # replies meant for another client of the account (PROTOCOL.md §1). Reading the history
-    # stream (spec `history:`) is request/reply: only then do they get `_INBOX.>`.
-    receive = {"allow": [fed, INBOX] if history else [fed]}
-    # With `history:` receivers may also read (never purge or delete) the task history stream.
-    read = history_read_permissions(prefix) if history else []
-    if user.role == "admin":
-        return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
-    if user.role == "history":
-        stream = history_stream(prefix)
-        verbs = ("STREAM.CREATE", "STREAM.UPDATE", "STREAM.INFO")
-        return {"publish": {"allow": [f"$JS.API.{v}.{stream}" for v in verbs]}, "subscribe": {"allow": [INBOX]}}
-    if user.role == "monitor":
-        # Open federation: any node id may be published by the shared user (nothing outside tbfed.v1).
-        return {"publish": {"allow": [fed, *read]}, "subscribe": receive}
-    if user.role == "enrolled":
-        return {"publish": {"allow": [node_publish_permission(user.name, prefix), *read]}, "subscribe": receive}
-    if user.role == "observer":
-        return {"publish": {"allow": read} if read else {"deny": [">"]}, "subscribe": receive}
-    out: dict[str, dict[str, list[str]]] = {}
-    if user.publish:
-        out["publish"] = {"allow": list(user.publish)}
-    if user.subscribe:
-        out["subscribe"] = {"allow": list(user.subscribe)}
-    return out
-
-
-def history_manager(spec: Spec) -> UserSpec | None:
-    """The FED-account user `seedctl` manages the history stream with (password in the secrets dir)."""
-    if spec.history is None or spec.auth.operator:
-        return None
-    return UserSpec(name=HISTORY_MANAGER, role="history")
-
-
-def config_users(spec: Spec) -> list[UserSpec]:
-    """Every user the server config lists: the effective users, then the history manager."""
-    users = [] if spec.auth.operator else effective_users(spec)
-    manager = history_manager(spec)
-    return users + [manager] if manager else users
-
-
-def effective_users(spec: Spec) -> list[UserSpec]:
-    """The spec's users, then those added with `seedctl users add` (the spec wins on a name clash)."""
-    users = list(spec.users)
-    known = {u.name for u in users}
-    auth = secrets.registered_auth(spec.secrets_dir)
-    for name, role in secrets.registered_users(spec.secrets_dir).items():
-        if name in known:
-            continue
-        if role not in ROLES or role in ("admin", "custom"):
-            raise SpecError(
-                spec.secrets_dir / secrets.REGISTRY, None, name, f"role {role!r} cannot be added there"
-            )
-        users.append(UserSpec(name=name, role=role, auth=auth.get(name, "password")))
-    known = {u.name for u in users}
-    for node_id, key in enroll.static_users(spec).items():  # enrolled by request: public key only
-        if node_id not in known:
-            users.append(UserSpec(name=node_id, role="enrolled", auth="nkey", public_key=key))
-    return users
-
-
-def user_password(spec: Spec, user: UserSpec, create: bool = True) -> str:
-    """The plaintext password of a user: inline, from its password_file, or the secrets dir."""
-    if user.auth == "nkey":
-        raise secrets.SecretError(
-            f"user {user.name!r} authenticates with an nkey and has no password "
-            f"(its seed: {secrets.nkey_seed_path(spec.secrets_dir, user.name)})"
-        )
-    if user.password is not None:
-        return user.password
-    if user.password_file is not None:
-        text = user.password_file.read_text(encoding="utf-8").strip()
-        if not text:
-            raise SpecError(
-                spec.path, None, f"users.{user.name}.password_file", f"{user.password_file} is empty"
-            )
-        return text
-    return secrets.password(spec.secrets_dir, user.name, create=create)
-
-
-def user_hash(spec: Spec, user: UserSpec) -> str:
-    """What the server config holds for a user: its bcrypt hash, or its public nkey (`U...`)."""
-    if user.public_key:
-        return user.public_key
-    if user.auth == "nkey":
-        return secrets.nkey_public(spec.secrets_dir, user.name)
-    return secrets.hash_password(spec.secrets_dir, user.name, user_password(spec, user))
-
-
-def credentials_text(spec: Spec, user: UserSpec, create: bool = True) -> str:
-    """The content of a monitor's FEDERATION_CREDENTIALS file: `user:password`, or the nkey seed."""
-    if user.public_key:
-        raise secrets.SecretError(
-            f"{user.name} was enrolled by request: its key stays on the node (its credentials file came "
-            "from `seedctl enroll approve`)"
-        )
-    if user.auth == "nkey":
-        return secrets.nkey_seed(spec.secrets_dir, user.name, create=create)
-    return f"{user.name}:{user_password(spec, user, create=create)}"
 
 
 def route_password(spec: Spec, create: bool = True) -> str | None:
@@ -317,13 +204,6 @@ def jetstream_context(spec: Spec, server: ServerSpec) -> dict | None:
 def render_server(spec: Spec, server: ServerSpec, hashes: dict[str, str] | None = None) -> str:
     """The nats-server config text of one server."""
     return _env().get_template(TEMPLATE).render(**context(spec, server, hashes))
-
-
-def all_hashes(spec: Spec) -> dict[str, str]:
-    """Every user's server-side credential: bcrypt hash (cached in the secrets dir) or public nkey."""
-    if spec.auth.operator:  # no users in an operator-mode config
-        return {}
-    return {u.name: user_hash(spec, u) for u in config_users(spec)}
 
 
 def render_all(spec: Spec, out_dir: Path | None = None, names: list[str] | None = None) -> dict[str, Path]:

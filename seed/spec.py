@@ -18,11 +18,9 @@ import yaml
 from monitor_agent.protocol import DEFAULT_SUBJECT_PREFIX, NODE_ID_RE
 from monitor_agent.web.hosts import normalize_host
 
-ROLES = ("admin", "monitor", "observer", "enrolled", "custom")
-# password: bcrypt-hashed (cost 11: ~0.2 s of seed CPU per connection); nkey: Ed25519 challenge-response
-# (no per-connection hashing, the secret never crosses the wire) for users with many connections.
-AUTH_KINDS = ("password", "nkey")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+from .secrets import NAME_RE
+from .users import AUTH_KINDS, ROLES, UserSpec
+
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _SUBJECT_RE = re.compile(r"^[^\s]+$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9.:-]{1,253}$")
@@ -117,18 +115,6 @@ class Limits:
     # Connections the federation account (every monitor, enrolled and observer user) may hold;
     # None: derived (seed.render.federation_max_connections) so the admin always finds room.
     federation_max_connections: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UserSpec:
-    name: str
-    role: str
-    publish: tuple[str, ...] = ()  # custom role only
-    subscribe: tuple[str, ...] = ()  # custom role only
-    password: str | None = None  # inline plaintext (discouraged: `seedctl check` flags it)
-    password_file: Path | None = None
-    auth: str = "password"  # password | nkey (seed in <secrets_dir>/<name>.nk)
-    public_key: str | None = None  # an nkey user enrolled by request: only its public key is known
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from typing import Any
 from .. import natsjwt
 from ..errors import FederationError
 from ..identity import Identity, node_id_for_key
-from ..protocol import FedCode
+from ..protocol import FedCode, node_inbox_prefix
 from ..timestamps import rfc3339
 
 log = logging.getLogger("monitor_agent.federation")
@@ -117,7 +117,7 @@ class NodeCredentials:
 
     def options(self) -> dict[str, Any]:
         """nats-py connect options (the client calls `check()` before each attempt)."""
-        opts: dict[str, Any] = {"inbox_prefix": f"_INBOX.{self.identity.node_id}"}
+        opts: dict[str, Any] = {"inbox_prefix": node_inbox_prefix(self.identity.node_id)}
         if self.kind == "nodekey":
             import nkeys
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .. import render as _render
+from .. import users
 from ._options import handle_errors, open_spec, server_option, spec_option
 
 
@@ -34,7 +35,7 @@ def command(spec_path: Path, servers: tuple[str, ...], out: Path | None, to_stdo
     """
     spec = open_spec(spec_path, servers)
     if to_stdout:
-        hashes = _render.all_hashes(spec)
+        hashes = users.all_hashes(spec)
         for server in spec.servers:
             if not servers or server.name in servers:
                 click.echo(_render.render_server(spec, server, hashes), nl=False)

@@ -9,12 +9,12 @@ from typing import Any
 
 import click
 
-from monitor_agent.protocol import DERIVED_NODE_ID_RE, NODE_ID_RE
+from monitor_agent.files import write_private
+from monitor_agent.protocol import NODE_ID_RE
 
-from .. import render, secrets
+from .. import secrets, users
+from ..users import ADDABLE_ROLES
 from ._options import fail, handle_errors, open_spec, spec_option
-
-ADDABLE_ROLES = ("monitor", "observer", "enrolled")
 
 
 @click.group("users")
@@ -44,7 +44,7 @@ def _static_only(spec) -> None:
 
 
 def _describe(spec, user) -> str:
-    perms = render.permissions(user, spec.subject_prefix)
+    perms = users.permissions(user, spec.subject_prefix)
     parts = []
     for verb in ("publish", "subscribe"):
         rules = perms.get(verb, {})
@@ -66,42 +66,40 @@ def list_users(spec_path: Path, show_passwords: bool, as_json: bool) -> None:
     """List users: name, role, auth (password|nkey), where declared, permissions (secrets only if asked)."""
     spec = open_spec(spec_path)
     declared = {u.name for u in spec.users}
-    stored = set(secrets.list_names(spec.secrets_dir))
-    nkeys = set(secrets.list_nkey_names(spec.secrets_dir))
+    effective = users.effective_users(spec)
     rows = []
-    for u in render.effective_users(spec):
+    for u in effective:
         row: dict[str, Any] = {
             "name": u.name,
             "role": u.role,
             "auth": u.auth,
             "source": "spec" if u.name in declared else "added",
-            "permissions": render.permissions(u, spec.subject_prefix),
+            "permissions": users.permissions(u, spec.subject_prefix),
         }
         if u.auth == "nkey":
             # The public key is not a secret: show it (operators match it against /connz).
+            has_nkey = users.has_nkey(spec.secrets_dir, u.name)
             row["nkey"] = (
-                secrets.nkey_public(spec.secrets_dir, u.name, create=False)
-                if u.name in nkeys
-                else "generated on next render"
+                users.nkey_public(spec.secrets_dir, u.name, create=False) if has_nkey else "generated on next render"
             )
-            if show_passwords and u.name in nkeys:
-                row["seed"] = secrets.nkey_seed(spec.secrets_dir, u.name, create=False)
+            if show_passwords and has_nkey:
+                row["seed"] = users.nkey_seed(spec.secrets_dir, u.name, create=False)
         else:
-            has_password = u.password is not None or u.password_file is not None or u.name in stored
+            has_password = users.has_password(spec, u)
             row["password"] = "set" if has_password else "generated on next render"
             if show_passwords and has_password:
-                row["password"] = render.user_password(spec, u, create=False)
+                row["password"] = users.user_password(spec, u, create=False)
         rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    users = {u.name: u for u in render.effective_users(spec)}
+    by_name = {u.name: u for u in effective}
     for row in rows:
         secret = f"password {row['password']}" if row["auth"] == "password" else f"nkey {row['nkey']}"
         click.echo(f"{row['name']:<20} {row['role']:<9} {row['auth']:<8} {row['source']:<6} {secret}")
         if "seed" in row:
             click.echo(f"{'':<20} seed {row['seed']}")
-        click.echo(f"{'':<20} {_describe(spec, users[row['name']])}")
+        click.echo(f"{'':<20} {_describe(spec, by_name[row['name']])}")
 
 
 @command.command("add")
@@ -116,7 +114,7 @@ def list_users(spec_path: Path, show_passwords: bool, as_json: bool) -> None:
 )
 @click.option(
     "--auth",
-    type=click.Choice(secrets.AUTH_KINDS),
+    type=click.Choice(users.AUTH_KINDS),
     default=None,
     help="password (bcrypt, the default) or nkey (Ed25519 seed in NAME.nk: no bcrypt per connection; "
     "for users with many connections, like a shared monitor user). Spec users: set `auth:` in the spec.",
@@ -149,7 +147,7 @@ def add_user(
         role = declared.role
         auth = declared.auth
     else:
-        role = role or ("enrolled" if NODE_ID_RE.match(name) and name.startswith("node-") else None)
+        role = role or users.default_role(name)
         if role is None:
             fail(
                 f"give --role for {name!r} (one of {', '.join(ADDABLE_ROLES)}); to replace a user's "
@@ -158,32 +156,25 @@ def add_user(
             )
         if role == "enrolled" and not NODE_ID_RE.match(name):
             fail(f"an enrolled user is named by its nodeId; {name!r} is not one (like node-a3f7c9d2e1)", 2)
-        registered = secrets.registered_auth(spec.secrets_dir)
+        registered = users.registered_auth(spec.secrets_dir)
         if name not in registered:
             # Secrets left by a user removed from the spec must not come back with a new user.
-            secrets.remove(spec.secrets_dir, name)
+            users.remove(spec.secrets_dir, name)
         auth = auth or registered.get(name, "password")
+    if auth == "nkey" and password_stdin:
+        fail("an nkey user has no password: drop --password-stdin (its seed is generated)", 2)
+    if password_stdin:
+        secrets.set_password(spec.secrets_dir, name, sys.stdin.readline())
+    value, existed = users.mint(spec.secrets_dir, name, auth)
+    if declared is None:
+        users.register_user(spec.secrets_dir, name, role, auth)
+    where = users.secret_path(spec.secrets_dir, name, auth)
     if auth == "nkey":
-        if password_stdin:
-            fail("an nkey user has no password: drop --password-stdin (its seed is generated)", 2)
-        existed = name in secrets.list_nkey_names(spec.secrets_dir)
-        value = secrets.nkey_seed(spec.secrets_dir, name, create=True)
-        public = secrets.nkey_public(spec.secrets_dir, name)
-        if declared is None:
-            secrets.register_user(spec.secrets_dir, name, role, auth)
         state = "nkey kept" if existed else "nkey generated"
-        where = secrets.nkey_seed_path(spec.secrets_dir, name)
-        click.echo(f"{name}: {role}, {state} in {where} (public key {public})")
+        click.echo(f"{name}: {role}, {state} in {where} (public key {users.nkey_public_key(value)})")
     else:
-        if password_stdin:
-            secrets.set_password(spec.secrets_dir, name, sys.stdin.readline())
-        existed = name in secrets.list_names(spec.secrets_dir)
-        value = secrets.password(spec.secrets_dir, name, create=True)
-        secrets.bcrypt_hash(spec.secrets_dir, name)
-        if declared is None:
-            secrets.register_user(spec.secrets_dir, name, role, auth)
         state = "password set" if password_stdin else ("password kept" if existed else "password generated")
-        click.echo(f"{name}: {role}, {state} in {secrets.password_path(spec.secrets_dir, name)}")
+        click.echo(f"{name}: {role}, {state} in {where}")
     if show_password:
         click.echo(value)
     click.echo("apply to running servers with: seedctl reload")
@@ -202,7 +193,7 @@ def remove_user(spec_path: Path, name: str) -> None:
             f"`seedctl users remove {name}` again to delete its secrets, and `seedctl reload`",
             2,
         )
-    if not secrets.remove(spec.secrets_dir, name):
+    if not users.remove(spec.secrets_dir, name):
         fail(f"no user {name!r} in {spec.secrets_dir}")
     click.echo(f"{name}: removed with its secrets; apply with: seedctl reload")
 
@@ -233,7 +224,7 @@ def rotate_user(spec_path: Path, name: str, new_user: str | None) -> None:
     """
     spec = open_spec(spec_path)
     _static_only(spec)
-    user = next((u for u in render.effective_users(spec) if u.name == name), None)
+    user = users.find(spec, name)
     if user is None:
         fail(f"no user {name!r} (seedctl users list shows them)", 2)
     if user.role not in ADDABLE_ROLES:
@@ -241,20 +232,20 @@ def rotate_user(spec_path: Path, name: str, new_user: str | None) -> None:
     if user.auth == "password" and (user.password is not None or user.password_file is not None):
         fail(f"{name}'s password is set in {spec_path}: change it there", 2)
     if new_user is None:
-        secrets.rotate(spec.secrets_dir, name, user.auth)
+        users.rotate(spec.secrets_dir, name, user.auth)
         click.echo(f"{name}: new {'nkey' if user.auth == 'nkey' else 'password'}; the old one stops working "
                    f"at the next reload")  # fmt: skip
         click.echo(
             f"next: seedctl reload && seedctl users credentials {name} --out DIR (hand it to the node)"
         )
         return
-    if any(u.name == new_user for u in render.effective_users(spec)):
+    if users.find(spec, new_user) is not None:
         fail(f"{new_user!r} already exists: pick a new name", 2)
     if user.role == "enrolled":
         fail("an enrolled user is named by its nodeId and cannot be renamed: rotate it in place", 2)
-    secrets.remove(spec.secrets_dir, new_user)  # never inherit a stray secret of that name
-    secrets.register_user(spec.secrets_dir, new_user, user.role, user.auth)
-    secrets.rotate(spec.secrets_dir, new_user, user.auth)
+    users.remove(spec.secrets_dir, new_user)  # never inherit a stray secret of that name
+    users.register_user(spec.secrets_dir, new_user, user.role, user.auth)
+    users.rotate(spec.secrets_dir, new_user, user.auth)
     click.echo(f"{new_user}: {user.role}, {user.auth} (like {name}); {name} keeps working until removed")
     where = f"delete {name} from {spec_path}, then " if spec.user(name) is not None else ""
     click.echo(
@@ -293,42 +284,17 @@ def credentials(spec_path: Path, name: str, out: Path, seed_url: str | None) -> 
     """
     spec = open_spec(spec_path)
     _static_only(spec)
-    user = next((u for u in render.effective_users(spec) if u.name == name), None)
+    user = users.find(spec, name)
     if user is None:
         fail(f"no user {name!r}: add it with `seedctl users add {name} --role monitor`", 2)
-    if user.auth == "nkey":
-        cred = secrets.write_nkey_file(out / f"{name}.nk", render.credentials_text(spec, user))
-        kind = "nkey seed"
-    else:
-        value = render.user_password(spec, user, create=True)
-        cred = secrets.write_credentials_file(out / f"{name}.credentials", name, value)
-        kind = "user:password"
-    urls = seed_url or ",".join(spec.client_urls)
+    cred, kind = users.write_credentials(spec, user, out)
     lines = [f"# {name}: credentials for a monitor agent, from `seedctl users credentials`."]
     lines.append("# Load with: monitor-agent run --env-file THIS_FILE (paths are relative to this file).")
     if user.role == "observer":
         lines.append("# An observer only receives: it cannot publish, so this file turns sharing off.")
     else:
         lines.append("# Federation is opt-in: the node operator adds ENABLE_FEDERATION=true to share.")
-    lines += [
-        f"FEDERATION_SEED_URL={urls}",
-        # Relative to this file: nothing of the seed operator's machine travels with the hand-off.
-        f"FEDERATION_CREDENTIALS={cred.name}",
-        f"FEDERATION_SUBJECT_PREFIX={spec.subject_prefix}",
-    ]
-    if spec.tls:
-        lines.append("FEDERATION_TLS_ENABLED=true")
-    if user.role == "observer":
-        lines += ["FEDERATION_BROADCAST_TASKS=false", "FEDERATION_BROADCAST_STATS=false"]
-    if user.role == "enrolled":
-        if DERIVED_NODE_ID_RE.match(user.name):
-            # A derived id cannot be chosen: only the node whose key hashes to it may use this user.
-            lines.append(
-                f"# Only the node whose key derives {user.name} can publish as this user "
-                "(no FEDERATION_NODE_ID needed)."
-            )
-        else:
-            lines.append(f"FEDERATION_NODE_ID={user.name}")
+    lines += users.env_lines(spec, cred.name, seed_url) + users.role_env_lines(user)
     env = out / f"{name}.env"
-    secrets.write_private(env, "\n".join(lines) + "\n")
+    write_private(env, "\n".join(lines) + "\n")
     click.echo(f"wrote {cred} ({kind}, 0600) and {env}")

@@ -67,10 +67,10 @@ class DigestOracle:
             return result
 
     def _compute(self, spec) -> dict[str, Expected]:
-        from seed import natsbin, render  # imported late: `seedctl health --help` stays fast
+        from seed import natsbin, render, users  # imported late: `seedctl health --help` stays fast
 
         try:
-            hashes = render.all_hashes(spec)
+            hashes = users.all_hashes(spec)
             texts = {s.name: render.render_server(spec, s, hashes) for s in spec.servers}
         except Exception as exc:  # noqa: BLE001 - any render failure becomes the check's reason
             log.warning("cannot render %s for the drift check: %s", spec.path, exc)

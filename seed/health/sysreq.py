@@ -40,7 +40,7 @@ class SysError(Exception):
 
 def admin_user(spec):
     """The spec's admin user (system account), or SysError saying what to add."""
-    from seed.render import effective_users
+    from seed.users import effective_users
 
     if not spec.system_account:
         raise SysError(f"{spec.path}: system_account is false: health and reload over NATS need it")
@@ -52,8 +52,8 @@ def admin_user(spec):
 
 def connect_options(spec, timeout: float) -> dict:
     """nats-py options of the admin connection: credentials, TLS, no reconnect."""
-    from seed import secrets
-    from seed.render import user_password
+    from seed.secrets import SecretError
+    from seed.users import nats_login
 
     admin = admin_user(spec)
     opts: dict = {
@@ -68,11 +68,8 @@ def connect_options(spec, timeout: float) -> dict:
         "verbose": False,
     }
     try:
-        if admin.auth == "nkey":
-            opts["nkeys_seed_str"] = secrets.nkey_seed(spec.secrets_dir, admin.name, create=False)
-        else:
-            opts["user"], opts["password"] = admin.name, user_password(spec, admin, create=False)
-    except secrets.SecretError as exc:
+        opts.update(nats_login(spec, admin))
+    except SecretError as exc:
         raise SysError(str(exc)) from None
     if spec.tls is not None:
         opts["tls"] = _tls_context(str(spec.tls.cert))

@@ -23,8 +23,8 @@ from tests.plugins.tools import wait_for as wait_for  # re-exported for the agen
 
 def make_seed(root: Path, binary: str, secret_cache: Path, **kw) -> SeedHandle:
     """A real seed (seedctl's own spec/render/lifecycle code) started in `root`."""
-    from seed.render import effective_users, user_password
     from seed.spec import load_spec
+    from seed.users import effective_users, user_password
 
     data = build_spec_data(unique_ports(), **kw)
     spec_path = root / "seed.yaml"

@@ -13,7 +13,7 @@ import yaml
 
 from monitor_agent.config import load_config
 from monitor_agent.errors import ConfigError
-from seed import render, secrets
+from seed import secrets, users
 from seed.spec import load_spec
 from tests.plugins.seed import SeedHandle, build_spec_data
 from tests.plugins.tools import free_port
@@ -44,8 +44,8 @@ def _start_seed(root, binary, secret_cache, **kw) -> SeedHandle:
 
 def _seed_file(seed: SeedHandle, user: str, out) -> str:
     """The credentials file `seedctl users credentials` writes for an nkey user."""
-    text = render.credentials_text(seed.spec, seed.spec.user(user), create=False)
-    return str(secrets.write_nkey_file(out / f"{user}.nk", text))
+    text = users.credentials_text(seed.spec, seed.spec.user(user), create=False)
+    return str(users.write_nkey_file(out / f"{user}.nk", text))
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_enrolled_nkey_user_cannot_publish_for_another_node(nkey_seed, tmp_path)
 
 
 def test_wrong_seed_is_fed_002_and_never_shown(nkey_seed, make_agent, tmp_path):
-    stranger = secrets.generate_nkey_seed()
+    stranger = users.generate_nkey_seed()
     path = tmp_path / "stranger.nk"
     secrets.write_private(path, stranger + "\n")
     agent = make_agent(agent_env(nkey_seed.url, tmp_path / "x", FEDERATION_CREDENTIALS=str(path)))
@@ -111,7 +111,7 @@ def test_wrong_seed_is_fed_002_and_never_shown(nkey_seed, make_agent, tmp_path):
 
 
 def test_start_up_refuses_unusable_credentials_and_half_a_client_certificate(tmp_path):
-    good = secrets.generate_nkey_seed()
+    good = users.generate_nkey_seed()
     damaged = good[:30] + ("A" if good[30] != "A" else "B") + good[31:]
     for content in ("just some words\n", damaged + "\n", "", ":nouser\n"):
         path = tmp_path / "creds"

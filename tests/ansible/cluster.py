@@ -16,8 +16,8 @@ import psutil
 import yaml
 
 from seed import deploy
-from seed.render import effective_users, user_password
 from seed.spec import Spec, load_spec
+from seed.users import effective_users, user_password
 from tests.plugins.seed import build_spec_data
 from tests.plugins.tools import unique_ports
 

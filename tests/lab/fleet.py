@@ -184,7 +184,7 @@ class Fleet:
 
     def traffic(self, rate: float = 20.0, user: str = "admin"):
         """Live traffic: published via the seeds in spec order, received via lab2 and via lab3."""
-        from seed.render import effective_users, user_password
+        from seed.users import effective_users, user_password
         from tests.lab.traffic import Traffic
 
         spec = self.spec

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from monitor_agent.enrollment import build_request, dumps
 from monitor_agent.identity import Identity, load_identity
+from monitor_agent.protocol import node_inbox_prefix
 from seed.cli import cli
 from seed.spec import load_spec
 from tests.plugins.seed import SeedHandle, build_spec_data
@@ -77,7 +78,7 @@ async def jwt_connect(url: str, jwt: str, node: Node, **kw) -> nats.NATS:
         url,
         user_jwt_cb=lambda: bytearray(jwt.encode()),
         signature_cb=node.sign,
-        inbox_prefix=f"_INBOX.{node.node_id}",
+        inbox_prefix=node_inbox_prefix(node.node_id),
         **kw,
     )
 

@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from seed import lifecycle, secrets
-from seed.render import HISTORY_MANAGER, effective_users, user_password
 from seed.spec import Spec, load_spec
+from seed.users import HISTORY_MANAGER, effective_users, user_password
 
 
 @dataclass

@@ -12,8 +12,8 @@ import re
 import nats
 import pytest
 
-from monitor_agent.protocol import history_stream
-from seed import history, natsbin, render
+from monitor_agent.protocol import history_read_permissions, history_stream
+from seed import history, natsbin, render, users
 from seed.spec import SpecError, load_spec
 
 BASE = """\
@@ -81,7 +81,7 @@ def _strip_history(text: str) -> str:
 
 def test_without_history_the_config_is_unchanged_and_has_no_jetstream(tmp_path, nats_server_bin):
     plain = _spec(tmp_path, BASE)
-    hashes = render.all_hashes(plain)
+    hashes = users.all_hashes(plain)
     without = render.render_server(plain, plain.servers[0], hashes)
     assert "jetstream" not in without.lower() and "$JS" not in without and "seedctl-history" not in without
     with_history = _spec(tmp_path, BASE + "history: {max_age: 1h, max_bytes: 64MiB}\n")
@@ -90,7 +90,7 @@ def test_without_history_the_config_is_unchanged_and_has_no_jetstream(tmp_path, 
     assert f'store_dir: "{with_history.state_dir / "seed-1" / "jetstream"}"' in text
     # Observers only gain the read subjects (their publish deny-all becomes an allow-list of them).
     text = text.replace(
-        'publish: { allow: ["' + '", "'.join(render.history_read_permissions(plain.subject_prefix)) + '"] }',
+        'publish: { allow: ["' + '", "'.join(history_read_permissions(plain.subject_prefix)) + '"] }',
         'publish: { deny: [">"] }',
     )
     # ... and every federation user the `_INBOX.>` replies of those requests (PROTOCOL.md §1).

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from seed import natsbin, render, secrets
+from seed import natsbin, render, secrets, users
 from seed.audit import audit
 from seed.cli import cli
 from seed.deploy import monitor_vars
@@ -82,7 +82,7 @@ def test_nkey_users_render_by_public_key_with_the_permissions_of_the_password_fo
 
     for role, name in (("monitor", "monitor"), ("enrolled", NODE)):
         seed = (nk_spec.secrets_dir / f"{name}.nk").read_text().strip()
-        public = secrets.nkey_public_key(seed)
+        public = users.nkey_public_key(seed)
         assert seed.startswith("SU") and public.startswith("U")
         assert stat.S_IMODE((nk_spec.secrets_dir / f"{name}.nk").stat().st_mode) == 0o600
         nk_block = _user_block(nk_text, f"{role}, nkey of user {name}")
@@ -97,9 +97,9 @@ def test_nkey_users_render_by_public_key_with_the_permissions_of_the_password_fo
     # Password users still render as before, next to nkey users.
     assert re.search(r'\{user: "observer", password: "\$2b\$11\$', nk_text)
     with pytest.raises(secrets.SecretError, match="authenticates with an nkey"):
-        render.user_password(nk_spec, nk_spec.user("monitor"))
+        users.user_password(nk_spec, nk_spec.user("monitor"))
     # `seedctl deploy` hands the monitor_agent role the seed as the credentials file's content.
-    assert monitor_vars(nk_spec)["monitor_agent_credentials"] == render.credentials_text(
+    assert monitor_vars(nk_spec)["monitor_agent_credentials"] == users.credentials_text(
         nk_spec, nk_spec.user("monitor")
     )
     assert monitor_vars(nk_spec)["monitor_agent_credentials"].startswith("SU")
@@ -114,7 +114,7 @@ def test_users_add_list_credentials_remove_for_an_nkey_user(tmp_path, _seed_secr
     assert res.exit_code == 0, res.output
     seed_file = spec.secrets_dir / f"{node}.nk"
     seed = seed_file.read_text().strip()
-    public = secrets.nkey_public_key(seed)
+    public = users.nkey_public_key(seed)
     assert f"{node}: enrolled, nkey generated in {seed_file} (public key {public})" in res.output
     assert seed not in res.output  # printed only with --show-password
     assert stat.S_IMODE(seed_file.stat().st_mode) == 0o600
@@ -158,7 +158,7 @@ def test_audit_keeps_working_with_nkey_users(tmp_path, _seed_secret_cache):
 
 def test_a_damaged_seed_file_is_refused_without_quoting_it(tmp_path, _seed_secret_cache):
     spec = load_spec(_write_spec(tmp_path, _seed_secret_cache, _users("nkey")))
-    seed = secrets.nkey_seed(spec.secrets_dir, "monitor")
+    seed = users.nkey_seed(spec.secrets_dir, "monitor")
     broken = seed[:20] + ("A" if seed[20] != "A" else "B") + seed[21:]
     (spec.secrets_dir / "monitor.nk").write_text(broken + "\n")
     with pytest.raises(secrets.SecretError) as err:

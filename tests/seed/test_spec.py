@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from monitor_agent.protocol import node_publish_permission, subscribe_subject
-from seed import natsbin, render, secrets
+from seed import natsbin, render, secrets, users
 from seed.spec import SpecError, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,8 +68,8 @@ def test_render_is_deterministic_and_holds_only_bcrypt_hashes(tmp_path):
     assert len(hashes) == 2
     assert all('password: "$2b$11$' in ln for ln in hashes)
     # The shared monitor user authenticates with an nkey: only its public key is in the config.
-    seed = secrets.nkey_seed(spec.secrets_dir, "monitor", create=False)
-    assert seed not in first and f'{{nkey: "{secrets.nkey_public_key(seed)}"' in first
+    seed = users.nkey_seed(spec.secrets_dir, "monitor", create=False)
+    assert seed not in first and f'{{nkey: "{users.nkey_public_key(seed)}"' in first
 
 
 def test_permissions_follow_the_protocol_subjects(tmp_path):
@@ -80,7 +80,7 @@ def test_permissions_follow_the_protocol_subjects(tmp_path):
             "  - {name: monitor, role: monitor}\n  - {name: observer, role: observer}\n",
         )
     )
-    by_name = {u.name: render.permissions(u, spec.subject_prefix) for u in spec.users}
+    by_name = {u.name: users.permissions(u, spec.subject_prefix) for u in spec.users}
     fed = subscribe_subject()
     assert by_name["monitor"] == {"publish": {"allow": [fed]}, "subscribe": {"allow": [fed]}}
     assert by_name["node-a3f7c9d2e1"]["publish"] == {"allow": [node_publish_permission("node-a3f7c9d2e1")]}

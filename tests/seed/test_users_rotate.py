@@ -14,7 +14,7 @@ import nats
 import yaml
 from click.testing import CliRunner
 
-from seed import secrets
+from seed import users
 from seed.cli import cli
 from seed.spec import load_spec
 from tests.plugins.seed import SeedHandle, build_spec_data
@@ -59,7 +59,7 @@ def test_rotating_the_shared_nkey_monitor_as_documented(tmp_path, nats_server_bi
 
 def _rotate_monitor(seed, tmp_path):
     spec = str(seed.spec_path)
-    old_seed = secrets.nkey_seed(seed.secrets_dir, "monitor", create=False)
+    old_seed = users.nkey_seed(seed.secrets_dir, "monitor", create=False)
 
     # the by-hand steps, as docs/operations.md §10 lists them
     r = _invoke("users", "rotate", "monitor", "--new-user", "monitor-2", "--spec", spec)
@@ -94,11 +94,11 @@ def test_a_removed_users_secret_never_comes_back(tmp_path, _seed_secret_cache):
     spec = load_spec(path)
     # a secret left behind by a spec user that was deleted from the spec
     (spec.secrets_dir).mkdir(parents=True, exist_ok=True)
-    stale = secrets.nkey_seed(spec.secrets_dir, "monitor")
+    stale = users.nkey_seed(spec.secrets_dir, "monitor")
     r = _invoke("users", "add", "monitor", "--role", "monitor", "--auth", "nkey", "--spec", str(path))
     assert r.exit_code == 0, r.output
     assert "nkey generated" in r.output
-    assert secrets.nkey_seed(spec.secrets_dir, "monitor", create=False) != stale
+    assert users.nkey_seed(spec.secrets_dir, "monitor", create=False) != stale
 
 
 def test_rotating_an_enrolled_node_in_place_keeps_its_auth_kind(tmp_path):
@@ -106,11 +106,11 @@ def test_rotating_an_enrolled_node_in_place_keeps_its_auth_kind(tmp_path):
     path.write_text(yaml.safe_dump(build_spec_data(free_port, users=[]), sort_keys=False))
     assert _invoke("users", "add", NODE, "--auth", "nkey", "--spec", str(path)).exit_code == 0
     spec = load_spec(path)
-    before = secrets.nkey_seed(spec.secrets_dir, NODE, create=False)
+    before = users.nkey_seed(spec.secrets_dir, NODE, create=False)
     r = _invoke("users", "rotate", NODE, "--spec", str(path))
     assert r.exit_code == 0, r.output
-    assert secrets.nkey_seed(spec.secrets_dir, NODE, create=False) != before
-    assert secrets.registered_auth(spec.secrets_dir)[NODE] == "nkey"
+    assert users.nkey_seed(spec.secrets_dir, NODE, create=False) != before
+    assert users.registered_auth(spec.secrets_dir)[NODE] == "nkey"
     assert not (spec.secrets_dir / f"{NODE}.password").exists()
     refused = _invoke("users", "add", "monitor-2", "--spec", str(path))
     assert refused.exit_code == 2 and "seedctl users rotate OLD --new-user monitor-2" in refused.output
