@@ -6,16 +6,16 @@ import asyncio
 import json
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
+
+from seed.supervisor import Child
 
 NATS_SERVER = str(Path(sys.executable).parent / "nats-server")
 
@@ -32,21 +32,17 @@ def nats_server(max_payload: int = 8192):
     port = free_port()
     conf = Path(tempfile.mkdtemp()) / "bench.conf"
     conf.write_text(f"listen: 127.0.0.1:{port}\nmax_payload: {max_payload}\nmax_pending: 67108864\n")
-    proc = subprocess.Popen(
-        [NATS_SERVER, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.02)
-    try:
+    with Child("nats-server", [NATS_SERVER, "-c", str(conf)], conf.with_suffix(".log")) as proc:
+        proc.wait_ready(lambda: _accepts(port), 5, f"no listener on port {port}", interval=0.02)
         yield f"nats://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(5)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
 
 
 def now_ts() -> str:

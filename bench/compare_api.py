@@ -40,6 +40,8 @@ from _federation_bench import connect, free_port, nats_server, now_ts  # noqa: E
 from _web_bench import agent_process, pct  # noqa: E402
 from api_load import _drive, build_database  # noqa: E402
 
+from seed.supervisor import Child  # noqa: E402
+
 PATHS = {
     "health": "/api/health",
     "compare 1h chain 1": "/api/compare?chainId=1&window=1h",
@@ -92,7 +94,7 @@ class Publishers:
         await nc.close()
 
 
-def worker_rss_mb(proc: subprocess.Popen) -> float:
+def worker_rss_mb(proc: Child) -> float:
     kids = psutil.Process(proc.pid).children(recursive=True)
     return max((k.memory_info().rss for k in kids), default=0) / 2**20
 

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from seed import lifecycle, natsbin, render, users  # noqa: E402
 from seed.spec import load_spec  # noqa: E402
+from seed.supervisor import Child  # noqa: E402
 
 SEEDCTL = str(Path(sys.executable).parent / "seedctl")
 
@@ -85,15 +86,9 @@ def run_bare(root: Path) -> float:
     spec = load_spec(write_spec(root))
     [conf] = render.render_all(spec, root / "bare").values()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [natsbin.find_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
+    with Child("nats-server", [natsbin.find_binary(), "-c", str(conf)], root / "bare.log"):
         wait_healthz(spec.servers[0].monitor_url)
         return time.perf_counter() - t0
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def main() -> None:

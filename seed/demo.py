@@ -4,19 +4,17 @@ One seed server from a generated spec with fresh credentials, the health console
 monitor agents with federation on: A follows a bundled sample node log replayed with realistic
 timing, B only receives. Every part is a real process (nats-server, `seedctl console`,
 `monitor-agent run` under gunicorn); `Demo.stop()` ends all of them. The pieces (`pick_ports`,
-`AgentProcess`, `ManagedProcess`) are also used by bench/federation_scale.py.
+`AgentProcess`, `managed_process`) are also used by bench/federation_scale.py; processes are
+seed.supervisor.Child.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import secrets as _random
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import yaml
 
 from . import lifecycle
 from . import secrets as seed_secrets
 from .spec import Spec, load_spec
+from .supervisor import Child, ChildError
 from .users import effective_users, user_password, write_credentials_file
 
 HOST = "127.0.0.1"
@@ -45,7 +43,7 @@ CONSOLE_SECRET = "console"
 Progress = Callable[[str], None]
 
 
-class DemoError(Exception):
+class DemoError(ChildError):
     """A part of the demo could not start; the message names it and quotes its log."""
 
 
@@ -143,15 +141,6 @@ def agent_env(
 
 # ---- child processes ----
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the child gets SIGTERM if the demo itself dies (even by SIGKILL): nothing is orphaned."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def console_script(name: str, module: str) -> list[str]:
     """argv running a console script of this installation (falls back to `python -c`)."""
     script = Path(sys.executable).parent / name
@@ -160,85 +149,12 @@ def console_script(name: str, module: str) -> list[str]:
     return [sys.executable, "-c", f"import sys; from {module} import main; sys.argv[0] = {name!r}; main()"]
 
 
-@dataclass
-class ManagedProcess:
-    """A child in its own process group (a terminal's ^C reaches only us), logging to a file."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    popen: subprocess.Popen | None = field(default=None, repr=False)
-
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not _agent_or_seed_variable(k)}
-        env.update(self.env)
-        with open(self.log_path, "ab") as log:
-            self.popen = subprocess.Popen(
-                self.argv,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
-                close_fds=True,
-            )
-
-    @property
-    def pid(self) -> int | None:
-        return self.popen.pid if self.popen else None
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def pids(self) -> list[int]:
-        """The process and all its descendants (an agent serves from one process; whatever it started)."""
-        if self.popen is None or not self.alive():
-            return []
-        try:
-            root = psutil.Process(self.popen.pid)
-            return [root.pid] + [c.pid for c in root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
-
-    def log_tail(self, lines: int = 5) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-        return " | ".join(ln.strip() for ln in text.strip().splitlines()[-lines:])
-
-    def _signal_group(self, sig: int) -> None:
-        if self.popen is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, sig)
-
-    def stop(self, timeout: float = 10.0) -> str:
-        """SIGTERM to the whole group, SIGKILL after `timeout`; returns how it ended."""
-        if self.popen is None:
-            return "not started"
-        if self.popen.poll() is not None:
-            self._signal_group(signal.SIGKILL)  # stray descendants of a dead leader
-            return f"had exited ({self.popen.returncode})"
-        self._signal_group(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout)
-            how = "stopped"
-        except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL)
-            self.popen.wait(5)
-            how = "killed after timeout"
-        self._signal_group(signal.SIGKILL)  # anything left in its process group
-        return how
-
-    def kill(self) -> None:
-        """kill -9 the whole group, at once (a crash, for fault tests)."""
-        self._signal_group(signal.SIGKILL)
-        if self.popen is not None:
-            self.popen.wait(10)
+def managed_process(name: str, argv: list[str], env: Mapping[str, str], log_path: Path) -> Child:
+    """A demo child (supervisor.Child: own process group, log file, ends with the demo) with the
+    calling shell's environment less its agent/seed settings, plus `env`."""
+    full = {k: v for k, v in os.environ.items() if not _agent_or_seed_variable(k)}
+    full.update(env)
+    return Child(name, argv, log_path, full)
 
 
 _CHILD_CONFIG_PREFIXES = ("ENABLE_FEDERATION", "FEDERATION_", "MONITOR_", "NODE_LOG_", "SEEDCTL_")
@@ -250,25 +166,12 @@ def _agent_or_seed_variable(name: str) -> bool:
     return name.startswith(_CHILD_CONFIG_PREFIXES) or name in _CHILD_CONFIG_NAMES
 
 
-def wait_http(url: str, proc: ManagedProcess, timeout: float, what: str) -> httpx.Response:
+def wait_http(url: str, proc: Child, timeout: float, what: str) -> httpx.Response:
     """Poll `url` until it answers 200; fail early (with the child's log) if the child exits."""
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while True:
-        if not proc.alive():
-            raise DemoError(f"{what} exited at start: {proc.log_tail() or 'no output'} (log {proc.log_path})")
-        try:
-            r = httpx.get(url, timeout=2.0)
-            if r.status_code == 200:
-                return r
-            last = f"HTTP {r.status_code}"
-        except httpx.HTTPError as exc:
-            last = type(exc).__name__
-        if time.monotonic() > deadline:
-            raise DemoError(
-                f"{what}: no answer from {url} in {timeout:.0f}s ({last}); log: {proc.log_tail()}"
-            )
-        time.sleep(0.1)
+    try:
+        return proc.wait_http(url, timeout)
+    except ChildError as exc:
+        raise DemoError(str(exc)) from None
 
 
 @dataclass
@@ -279,11 +182,11 @@ class AgentProcess:
     data_dir: Path
     port: int
     env: dict[str, str]
-    proc: ManagedProcess = field(init=False)
+    proc: Child = field(init=False)
 
     def __post_init__(self) -> None:
         argv = console_script("monitor-agent", "monitor_agent.cli") + ["run"]
-        self.proc = ManagedProcess(f"agent {self.label}", argv, self.env, self.data_dir / "agent.log")
+        self.proc = managed_process(f"agent {self.label}", argv, self.env, self.data_dir / "agent.log")
 
     @property
     def url(self) -> str:
@@ -336,7 +239,7 @@ class Demo:
     progress: Progress = print
     ports: dict[str, int] = field(default_factory=dict)
     spec: Spec | None = None
-    console: ManagedProcess | None = None
+    console: Child | None = None
     replayer: Any = None  # seed.demo_log.LogReplayer
     agents: list[AgentProcess] = field(default_factory=list)
     console_password: str = ""
@@ -440,7 +343,7 @@ class Demo:
     def _start_console(self) -> None:
         assert self.spec is not None
         argv = console_script("seedctl", "seed.cli") + ["console", "--spec", str(self.spec.path)]
-        self.console = ManagedProcess("console", argv, {}, self.root / "console.log")
+        self.console = managed_process("console", argv, {}, self.root / "console.log")
         self.console.start()
         url = f"http://{HOST}:{self.ports['console']}"
         wait_http(f"{url}/healthz", self.console, 30.0, "console")

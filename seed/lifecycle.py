@@ -26,7 +26,7 @@ import psutil
 
 from monitor_agent.timestamps import rfc3339
 
-from . import natsbin, render, secrets, users
+from . import natsbin, render, secrets, supervisor, users
 from .spec import ServerSpec, Spec
 
 log = logging.getLogger(__name__)
@@ -243,21 +243,16 @@ def prepare(spec: Spec, server: ServerSpec, state_dir: Path | None, binary: str 
 def _spawn(spec: Spec, server: ServerSpec, state_dir: Path | None, binary: str | None) -> int:
     exe = natsbin.find_binary(binary)
     d = server_dir(spec, server.name, state_dir)
-    logf = open(d / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
-    try:
-        proc = subprocess.Popen(
-            [exe, "-c", str(d / render.CONF_NAME), "-l", str(d / LOG_FILE)],
-            stdin=subprocess.DEVNULL,
-            stdout=logf,
-            stderr=logf,
-            start_new_session=True,  # survives seedctl exiting; not killed by the terminal's ^C
-            close_fds=True,
-        )
-    finally:
-        logf.close()
-    _children[proc.pid] = proc
-    (d / PID_FILE).write_text(f"{proc.pid}\n")
-    return proc.pid
+    child = supervisor.Child(
+        f"nats-server {server.name}",
+        [exe, "-c", str(d / render.CONF_NAME), "-l", str(d / LOG_FILE)],
+        d / LOG_FILE,
+        die_with_parent=False,  # survives seedctl exiting; its own session: not killed by the terminal's ^C
+    ).start()
+    assert child.popen is not None
+    _children[child.popen.pid] = child.popen
+    (d / PID_FILE).write_text(f"{child.popen.pid}\n")
+    return child.popen.pid
 
 
 def up(
@@ -297,7 +292,7 @@ def up(
             say(f"{server.name}: healthy")
     except BaseException:
         for server, pid, _ in started:
-            _terminate(pid, 5.0)
+            supervisor.stop_pid(pid, 5.0, is_running)
             _clear_pid(spec, server.name, state_dir)
         raise
     return status(spec, [s.name for s in servers], state_dir)
@@ -520,25 +515,6 @@ def _clear_pid(spec: Spec, name: str, state_dir: Path | None) -> None:
         (server_dir(spec, name, state_dir) / PID_FILE).unlink()
 
 
-def _wait_exit(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_running(pid):
-            return True
-        time.sleep(0.02)
-    return not is_running(pid)
-
-
-def _terminate(pid: int, timeout: float) -> str:
-    """SIGTERM, then SIGKILL if it lingers; returns how it ended."""
-    for sig, how in ((signal.SIGTERM, "terminated"), (signal.SIGKILL, "killed")):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        if _wait_exit(pid, timeout):
-            return how
-    return "still running"
-
-
 def down(
     spec: Spec,
     names: list[str] | None = None,
@@ -565,10 +541,10 @@ def down(
         say(f"{server.name}: {'lame duck mode' if lame_duck else 'stopping'} (pid {pid})")
         pids[server.name] = pid
     for name, pid in pids.items():
-        if _wait_exit(pid, timeout):
+        if supervisor.wait_gone(pid, timeout, is_running):
             how = "stopped (lame duck)" if lame_duck else "stopped"
         else:
-            how = _terminate(pid, 5.0)
+            how = supervisor.stop_pid(pid, 5.0, is_running)
         _clear_pid(spec, name, state_dir)
         outcome[name] = how
         say(f"{name}: {how}")

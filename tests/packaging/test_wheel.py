@@ -17,7 +17,6 @@ without byte-compiling (ansible-core's thousands of modules: most of an install'
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -124,13 +123,13 @@ def test_agent_install_serves_health_and_stops_cleanly(agent_bin, tmp_path):
     port = unique_ports()()
     env = _clean_env(DATA_DIR=str(tmp_path / "data"), NODE_LOG_SOURCE="none", MONITOR_PORT=str(port),
                      MONITOR_HOST="127.0.0.1")  # fmt: skip
-    proc = _start([str(agent_bin / "monitor-agent"), "run"], env, tmp_path / "agent.log", port, "/api/health")
-    running = ServerProcess(proc, port, tmp_path / "agent.log")
+    child = _start([str(agent_bin / "monitor-agent"), "run"], env, tmp_path / "agent.log", port, "/api/health")
+    running = ServerProcess(child, port, tmp_path / "agent.log")
     try:
         health = httpx.get(running.base_url + "/api/health", timeout=10, trust_env=False)
         assert health.status_code == 200, health.text
-        os.killpg(proc.pid, signal.SIGTERM)
-        assert proc.wait(30) == 0, running.output()
+        child.signal_group(signal.SIGTERM)
+        assert running.proc.wait(30) == 0, running.output()
     finally:
         running.stop()
 

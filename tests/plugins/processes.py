@@ -17,21 +17,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import secrets
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
 from seed import lifecycle
 from seed.spec import load_spec
+from seed.supervisor import Child, ChildError
 from tests.plugins.seed import build_spec_data
 from tests.plugins.tools import unique_ports
 
@@ -40,7 +37,7 @@ BIN = Path(sys.executable).parent
 
 @dataclass
 class ServerProcess:
-    proc: subprocess.Popen
+    child: Child
     port: int
     log_path: Path
     token: str = ""
@@ -53,20 +50,17 @@ class ServerProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def proc(self) -> subprocess.Popen:
+        assert self.child.popen is not None
+        return self.child.popen
+
     def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.child.output()
 
     def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        return self.proc.returncode
+        self.child.stop(20)
+        return self.child.returncode
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -81,25 +75,16 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 def _start(
     cmd: list[str], env: dict[str, str], log_path: Path, port: int, ready_path: str, nofile: int | None = None
-) -> subprocess.Popen:
-    def limit() -> None:  # in the child: a hard limit on open files, as a small systemd unit might set
-        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=limit if nofile else None)  # fmt: skip
-    deadline = time.monotonic() + 60
-    with httpx.Client(timeout=2, trust_env=False) as client:
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"{cmd[0]} exited with {proc.returncode}:\n{log_path.read_text()}")
-            with contextlib.suppress(httpx.TransportError):
-                if client.get(f"http://127.0.0.1:{port}{ready_path}").status_code == 200:
-                    return proc
-            if time.monotonic() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)
-                raise AssertionError(f"{cmd[0]} never answered {ready_path}:\n{log_path.read_text()}")
-            time.sleep(0.1)
+) -> Child:
+    """Start `cmd` (at most `nofile` open files: as a small systemd unit might set) and wait until
+    http://127.0.0.1:port{ready_path} answers 200; AssertionError with its log otherwise."""
+    child = Child(Path(cmd[0]).name, cmd, log_path, env, nofile=nofile, append=False).start()
+    try:
+        child.wait_http(f"http://127.0.0.1:{port}{ready_path}", 60)
+    except ChildError as exc:
+        child.stop(5)
+        raise AssertionError(f"{exc}\n{child.output()}") from None
+    return child
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +101,9 @@ def agent_process_factory(tmp_path_factory):
         env.setdefault("MONITOR_PORT", str(ports()))
         env.setdefault("MONITOR_API_TOKEN", secrets.token_urlsafe(24))
         port = int(env["MONITOR_PORT"])
-        proc = _start([str(BIN / "monitor-agent"), "run"], _clean_env(**env), root / "agent.log", port,
-                      "/api/health", nofile)  # fmt: skip
-        running = ServerProcess(proc, port, root / "agent.log", token=env["MONITOR_API_TOKEN"])
+        child = _start([str(BIN / "monitor-agent"), "run"], _clean_env(**env), root / "agent.log", port,
+                       "/api/health", nofile)  # fmt: skip
+        running = ServerProcess(child, port, root / "agent.log", token=env["MONITOR_API_TOKEN"])
         started.append(running)
         return running
 
@@ -146,10 +131,10 @@ def console_process_factory(tmp_path_factory, nats_server_bin):
         port = ports()
         cmd = [str(BIN / "seedctl"), "console", "--spec", str(spec_path), "--port", str(port),
                "--interval", "1", "--db", str(root / "console.db"), *args]  # fmt: skip
-        proc = _start(cmd, _clean_env(), root / "console.log", port, "/healthz")
+        child = _start(cmd, _clean_env(), root / "console.log", port, "/healthz")
         secrets_dir = root / data.get("secrets_dir", "secrets")
         running = ServerProcess(
-            proc,
+            child,
             port,
             root / "console.log",
             password=(secrets_dir / "console.password").read_text().strip(),
