@@ -65,6 +65,7 @@ from seed import lifecycle  # noqa: E402
 from seed import secrets as seed_secrets  # noqa: E402
 from seed import users as seed_users  # noqa: E402
 from seed.demo import AgentProcess, agent_env, os_port  # noqa: E402
+from seed.monitoring import EndpointError, Monitor  # noqa: E402
 from seed.spec import load_spec  # noqa: E402
 from seed.users import all_hashes, credentials_text  # noqa: E402
 
@@ -389,10 +390,8 @@ def agent_snapshot(agent: AgentProcess, seeds: list) -> AgentSnap:
                     local_ports.add(c.laddr.port)
     inbound = 0
     for s in seeds:
-        with contextlib.suppress(httpx.HTTPError, ValueError):
-            conns = httpx.get(f"{s.monitor_url}/connz", params={"limit": 5000}, timeout=5).json()[
-                "connections"
-            ]
+        with contextlib.suppress(EndpointError):
+            conns = Monitor(s.monitor_url, 5).connz(limit=5000).get("connections") or []
             inbound += sum(c.get("out_bytes", 0) for c in conns if c.get("port") in local_ports)
     return AgentSnap(time.monotonic(), received, stored, dropped, cpu, rss, inbound)
 
@@ -400,8 +399,8 @@ def agent_snapshot(agent: AgentProcess, seeds: list) -> AgentSnap:
 def varz_all(seeds: list) -> dict[str, dict]:
     out = {}
     for s in seeds:
-        with contextlib.suppress(httpx.HTTPError, ValueError):
-            out[s.name] = httpx.get(f"{s.monitor_url}/varz", timeout=5).json()
+        with contextlib.suppress(EndpointError):
+            out[s.name] = Monitor(s.monitor_url, 5).varz()
     return out
 
 
@@ -465,8 +464,8 @@ class Bench:
     @staticmethod
     def route_peers(server) -> set[str]:
         try:
-            routes = httpx.get(f"{server.monitor_url}/routez", timeout=2).json().get("routes") or []
-        except (httpx.HTTPError, ValueError):
+            routes = Monitor(server.monitor_url, 2).routez().get("routes") or []
+        except EndpointError:
             return set()
         return {r.get("remote_name") or r.get("remote_id") for r in routes}
 

@@ -26,11 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
 import nats  # noqa: E402
 import yaml  # noqa: E402
 
 from seed import lifecycle  # noqa: E402
+from seed.monitoring import MonitorClient, new_http_client  # noqa: E402
 from seed.spec import load_spec  # noqa: E402
 from seed.users import effective_users, user_password  # noqa: E402
 from tests.plugins.seed import build_spec_data  # noqa: E402
@@ -60,14 +60,15 @@ async def run_n(url: str, monitor: str, n: int, rate: float, size: int, duration
 
     tasks = [asyncio.create_task(node(nc, i)) for i, nc in enumerate(conns)]
     await asyncio.sleep(3)  # warm up
-    async with httpx.AsyncClient() as http:
-        v0 = (await http.get(f"{monitor}/varz")).json()
+    async with new_http_client(2) as http:
+        seed = MonitorClient(http, monitor, timeout=5.0)
+        v0 = await seed.varz()
         r0, t0 = received, time.monotonic()
         cpus = []
         while time.monotonic() - t0 < duration:
             await asyncio.sleep(2)
-            cpus.append((await http.get(f"{monitor}/varz")).json()["cpu"])
-        v1 = (await http.get(f"{monitor}/varz")).json()
+            cpus.append((await seed.varz())["cpu"])
+        v1 = await seed.varz()
         dt = time.monotonic() - t0
     stop.set()
     for t in tasks:

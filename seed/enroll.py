@@ -480,7 +480,7 @@ def fed_account_jwt(spec: Spec, revocations: dict[str, int]) -> str:
 
 def check_resolvers(spec: Spec, timeout: float = 2.0) -> tuple[list[str], list[str]]:
     """(reachable seeds in operator mode, unreachable seeds); EnrollError for a seed without a resolver."""
-    import httpx
+    from .monitoring import EndpointError, Monitor
 
     try:
         sys_public = operator(spec, create=False).sys_public
@@ -489,8 +489,8 @@ def check_resolvers(spec: Spec, timeout: float = 2.0) -> tuple[list[str], list[s
     ok, down = [], []
     for server in spec.servers:
         try:
-            varz = httpx.get(f"{server.monitor_url}/varz", timeout=timeout).json()
-        except (httpx.HTTPError, ValueError):
+            varz = Monitor(server.monitor_url, timeout).varz()
+        except EndpointError:
             down.append(server.name)
             continue
         if not varz.get("trusted_operators_claim") or varz.get("system_account") != sys_public:

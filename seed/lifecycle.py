@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psutil
 
 from monitor_agent.timestamps import rfc3339
 
 from . import natsbin, render, secrets, supervisor, users
+from .monitoring import EndpointError, Monitor
 from .spec import ServerSpec, Spec
 
 log = logging.getLogger(__name__)
@@ -208,18 +208,15 @@ def _log_size(path: Path) -> int:
 
 
 def healthz(server: ServerSpec, timeout: float = 1.0) -> bool:
-    try:
-        r = httpx.get(f"{server.monitor_url}/healthz", timeout=timeout)
-        return r.status_code == 200 and r.json().get("status") == "ok"
-    except (httpx.HTTPError, ValueError):
-        return False
+    """The server's /healthz answers ok."""
+    return Monitor(server.monitor_url, timeout).healthy()
 
 
 def varz(server: ServerSpec, timeout: float = 2.0) -> dict | None:
+    """The server's /varz, or None if it gives none."""
     try:
-        r = httpx.get(f"{server.monitor_url}/varz", timeout=timeout)
-        return r.json() if r.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
+        return Monitor(server.monitor_url, timeout).varz()
+    except EndpointError:
         return None
 
 

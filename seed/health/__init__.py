@@ -4,8 +4,8 @@
 `checks`; `output` and `exposition` turn the reports into text, JSON or Prometheus metrics.
 """
 
+from ..monitoring import EndpointError, Healthz, MonitorClient, new_http_client
 from .checks import CHECK_NAMES, Expectations, Thresholds, evaluate
-from .client import EndpointError, MonitorClient, new_http_client
 from .drift import DigestOracle
 from .runner import ServerReport, check_servers, remember, run_health
 from .sample import Sample, collect
@@ -17,6 +17,7 @@ __all__ = [
     "DigestOracle",
     "EndpointError",
     "Expectations",
+    "Healthz",
     "MonitorClient",
     "Sample",
     "ServerReport",

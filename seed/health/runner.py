@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from .. import lifecycle
+from ..monitoring import MonitorClient, new_http_client
 from ..render import HISTORY_ACCOUNT
 from . import sysreq
 from .checks import (
@@ -23,7 +24,6 @@ from .checks import (
     stream_detail,
     uptime_seconds,
 )
-from .client import MonitorClient, new_http_client
 from .drift import DigestOracle, Expected
 from .sample import Sample, collect, counters
 from .status import CheckResult, Status, worst

@@ -9,7 +9,7 @@ from typing import Any
 
 from monitor_agent.protocol import subject_for
 
-from .client import EndpointError, MonitorClient
+from ..monitoring import EndpointError, Healthz, MonitorClient
 
 # A subject every federation receiver's `tbfed.v1.>` subscription matches: /subsz?test= lists them.
 FEDERATION_PROBE_SUBJECT = subject_for("task", "node-0000000000")
@@ -24,7 +24,7 @@ class Sample:
     at: float
     varz: dict | None = None
     varz_error: EndpointError | None = None
-    healthz: tuple[int, dict] | None = None
+    healthz: Healthz | None = None
     healthz_error: EndpointError | None = None
     routez: dict | None = None
     routez_error: EndpointError | None = None

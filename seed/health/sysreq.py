@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from functools import cache
 
-from .client import EndpointError
+from ..monitoring import EndpointError, Healthz
 from .sample import FEDERATION_PROBE_SUBJECT, Sample
 
 PING = "$SYS.REQ.SERVER.PING.{endpoint}"
@@ -201,7 +201,7 @@ async def collect_all(
         hz = None
         if h is not None:
             code = h.get("status_code") or (200 if h.get("status") == "ok" else 503)
-            hz = (int(code), h)
+            hz = Healthz(int(code), h)
         r, r_err = _data("ROUTEZ", name, routez, missing)
         s, s_err = _data("SUBSZ", name, subsz, missing)
         j, j_err = _data("JSZ", name, jsz, missing) if jsz_account else (None, None)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from seed.health import CHECK_NAMES, CheckResult, Expectations, Sample, Status, Thresholds, evaluate, worst
-from seed.health.client import EndpointError
 from seed.health.runner import ServerReport, remember
 from seed.health.sample import counters
 from seed.health.units import parse_time
+from seed.monitoring import EndpointError
 
 CAPTURED = Path(__file__).parent / "captured"
 
