@@ -24,12 +24,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _seed_bench import write_cluster_spec  # noqa: E402
+from _seed_bench import running_cluster  # noqa: E402
 
-from seed import lifecycle  # noqa: E402
 from seed.health import DigestOracle, run_health  # noqa: E402
 from seed.health.status import Status  # noqa: E402
-from seed.spec import load_spec  # noqa: E402
 
 
 def median_ms(samples: list[float]) -> float:
@@ -41,16 +39,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=30)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="health-bench-") as tmp:
-        spec_path = write_cluster_spec(Path(tmp))
-        spec = load_spec(spec_path)
-        lifecycle.up(spec)
-        try:
+        with running_cluster(Path(tmp), timeout=15) as (spec_path, spec):
             urls = [s.monitor_url + "/varz" for s in spec.servers]
-            deadline = time.monotonic() + 15
-            while run_health(spec, oracle=DigestOracle())[0].check("topology").status is not Status.OK:
-                if time.monotonic() > deadline:
-                    raise SystemExit("cluster did not form")
-                time.sleep(0.2)
             base, full, cached = [], [], []
             oracle = DigestOracle()
             run_health(spec, oracle=oracle)  # warm imports and the shared oracle
@@ -73,8 +63,6 @@ def main() -> None:
                 subprocess.run([exe, "health", "--spec", str(spec_path), "--stateless", "-q"], check=True,
                                capture_output=True)  # fmt: skip
                 cli.append(time.perf_counter() - t)
-        finally:
-            lifecycle.down(spec, timeout=5, lame_duck=False)
     b, f, c = median_ms(base), median_ms(full), median_ms(cached)
     print(f"rounds: {args.rounds}, 3-node cluster, 13 checks per server")
     print(f"baseline  3x httpx.get(/varz)          median {b:7.1f} ms")

@@ -29,7 +29,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _seed_bench import write_cluster_spec  # noqa: E402
+from _seed_bench import running_cluster  # noqa: E402
 
 from seed import lifecycle  # noqa: E402
 from seed.health import DigestOracle, Status, check_servers, run_health, sysreq  # noqa: E402
@@ -110,15 +110,7 @@ def main() -> None:
     ap.add_argument("--cli-runs", type=int, default=5)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="health-via-bench-") as tmp:
-        spec_path = write_cluster_spec(Path(tmp))
-        spec = load_spec(spec_path)
-        lifecycle.up(spec)
-        try:
-            deadline = time.monotonic() + 20
-            while run_health(spec, oracle=DigestOracle())[0].check("topology").status is not Status.OK:
-                if time.monotonic() > deadline:
-                    raise SystemExit("cluster did not form")
-                time.sleep(0.2)
+        with running_cluster(Path(tmp)) as (spec_path, spec):
             bcrypt_admin = health_rounds(spec, args.rounds)
             cli = cli_runs(spec_path, args.cli_runs)
             reload = reload_rounds(spec_path, args.reloads)
@@ -130,8 +122,6 @@ def main() -> None:
             spec = load_spec(spec_path)
             lifecycle.reload(spec)
             nkey_admin = health_rounds(spec, args.rounds)
-        finally:
-            lifecycle.down(load_spec(spec_path), timeout=5, lame_duck=False)
     print(f"3-node cluster, 13 checks per server; {args.rounds} alternating rounds per figure")
     for label, r in (("admin bcrypt (default)", bcrypt_admin), ("admin nkey", nkey_admin)):
         h, n = med(r["http"]), med(r["nats"])

@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import secrets as _random
+from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
@@ -62,20 +63,26 @@ def password_path(secrets_dir: Path, name: str) -> Path:
     return Path(secrets_dir) / f"{check_name(name)}.password"
 
 
-def password(secrets_dir: Path, name: str, create: bool = True) -> str:
-    """The password of `name`, generated and stored (0600) on first use when `create`."""
-    path = password_path(secrets_dir, name)
+def stored(path: Path, create: bool, make: Callable[[], str], missing: str) -> str | None:
+    """The one-line secret in `path`; when there is none, `make()` stored there (0600) if `create`,
+    else SecretError(`missing`). None if the file is empty (the caller says what to do)."""
     try:
         value = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         if not create:
-            raise SecretError(
-                f"no password for {name!r} in {secrets_dir} (run: seedctl users add {name})"
-            ) from None
-        value = generate_password()
-        ensure_dir(Path(secrets_dir))
+            raise SecretError(missing) from None
+        value = make()
+        ensure_dir(path.parent)
         write_private(path, value + "\n")
         return value
+    return value or None
+
+
+def password(secrets_dir: Path, name: str, create: bool = True) -> str:
+    """The password of `name`, generated and stored (0600) on first use when `create`."""
+    path = password_path(secrets_dir, name)
+    missing = f"no password for {name!r} in {secrets_dir} (run: seedctl users add {name})"
+    value = stored(path, create, generate_password, missing)
     if not value:
         raise SecretError(f"{path} is empty: delete it to generate a new password, or write one in it")
     return value
@@ -99,15 +106,7 @@ ROUTE_SECRET_NEXT = "route.secret.next"
 def route_password(secrets_dir: Path, create: bool = True, file_name: str = ROUTE_SECRET) -> str:
     """The cluster route password (`route.secret`), generated on first use when `create`."""
     path = Path(secrets_dir) / file_name
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        if not create:
-            raise SecretError(f"no route password in {path} (run: seedctl render)") from None
-        value = generate_password()
-        ensure_dir(Path(secrets_dir))
-        write_private(path, value + "\n")
-        return value
+    value = stored(path, create, generate_password, f"no route password in {path} (run: seedctl render)")
     if not value:
         raise SecretError(f"{path} is empty: delete it to generate a new route password")
     return value

@@ -311,16 +311,10 @@ def nkey_public_key(seed: str) -> str:
 def nkey_seed(secrets_dir: Path, name: str, create: bool = True) -> str:
     """The NKEY user seed of `name`, generated and stored (0600, with `<name>.pub`) on first use."""
     path = nkey_seed_path(secrets_dir, name)
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        if not create:
-            raise SecretError(
-                f"no nkey for {name!r} in {secrets_dir} (run: seedctl users add {name} --auth nkey)"
-            ) from None
-        value = generate_nkey_seed()
-        secrets.ensure_dir(Path(secrets_dir))
-        write_private(path, value + "\n")
+    existed = path.exists()
+    missing = f"no nkey for {name!r} in {secrets_dir} (run: seedctl users add {name} --auth nkey)"
+    value = secrets.stored(path, create, generate_nkey_seed, missing) or ""
+    if not existed:
         write_private(Path(secrets_dir) / f"{name}.pub", nkey_public_key(value) + "\n")
         return value
     try:

@@ -4,38 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
 import pytest
-import yaml
 
 from monitor_agent.agent import Agent
 from monitor_agent.config import load_config
 from monitor_agent.model import TaskEvent
-from tests.plugins.seed import SeedHandle, build_spec_data
-from tests.plugins.tools import unique_ports
+from tests.plugins.seed import make_seed as make_seed  # re-exported for the agent tests
 from tests.plugins.tools import wait_for as wait_for  # re-exported for the agent tests
-
-
-def make_seed(root: Path, binary: str, secret_cache: Path, **kw) -> SeedHandle:
-    """A real seed (seedctl's own spec/render/lifecycle code) started in `root`."""
-    from seed.spec import load_spec
-    from seed.users import effective_users, user_password
-
-    data = build_spec_data(unique_ports(), **kw)
-    spec_path = root / "seed.yaml"
-    spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
-    spec = load_spec(spec_path)
-    handle = SeedHandle(spec_path, spec, spec.secrets_dir, spec.state_dir, binary, data)
-    shutil.copytree(secret_cache, spec.secrets_dir, dirs_exist_ok=True)
-    for user in effective_users(spec):
-        user_password(spec, user)
-    handle.start()
-    return handle
 
 
 @pytest.fixture(scope="module")

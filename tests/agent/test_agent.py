@@ -12,6 +12,7 @@ import pytest
 from monitor_agent.config import read_settings
 from monitor_agent.errors import StoreError
 from monitor_agent.identity import load_identity
+from tests.plugins.messages import task_publication
 
 from .conftest import agent_env, task_event, wait_for
 
@@ -97,21 +98,8 @@ def test_receive_switch_unsubscribes_live(module_seed, make_agent, raw_nats, tmp
     pub = raw_nats(module_seed.url_for("monitor"))
     peer = load_identity(tmp_path / "peer")
 
-    def send(n: int) -> None:
-        msg = {
-            "v": 1,
-            "event": "task_received",
-            "nodeId": peer.node_id,
-            "taskId": f"global-task-{n:012x}",
-            "chainId": 1,
-            "blockNumber": 1,
-            "taskType": "js",
-            "status": "received",
-            "executionTimeMs": None,
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),  # receivers drop stale copies
-        }
-        payload = json.dumps(msg).encode()
-        pub.publish(f"tbfed.v1.task.{peer.node_id}", payload, peer.headers(payload))
+    def send(n: int) -> None:  # stamped now: receivers drop stale copies
+        pub.publish(*task_publication(peer, n, event="task_received", blockNumber=1, taskType="js"))
 
     send(1)
     wait_for(lambda: agent.store.query_federation_tasks(10)[1] == 1, what="received while on")

@@ -7,39 +7,19 @@ Real nats-server with JetStream started by seedctl's code, real agents, real SQL
 from __future__ import annotations
 
 import contextlib
-import json
 import time
-from datetime import UTC, datetime
 
 import pytest
 
 from monitor_agent.identity import load_identity
 from seed import history
+from tests.plugins.messages import signed, task_message, task_publication
 
 from .conftest import agent_env, make_seed, wait_for
 
 
-def _task(node_id: str, n: int) -> dict:
-    return {
-        "v": 1,
-        "event": "task_completed",
-        "nodeId": node_id,
-        "taskId": f"global-task-{n:012x}",
-        "chainId": 1,
-        "blockNumber": 18950234,
-        "taskType": "wasm",
-        "status": "completed",
-        "executionTimeMs": 245,
-        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-
-
 def _publish_tasks(raw, ident, numbers) -> None:
-    items = []
-    for n in numbers:
-        payload = json.dumps(_task(ident.node_id, n), separators=(",", ":")).encode()
-        items.append((f"tbfed.v1.task.{ident.node_id}", payload, ident.headers(payload)))
-    raw.publish_many(items)
+    raw.publish_many([task_publication(ident, n) for n in numbers])
 
 
 def _stored(agent) -> list[tuple[str, str, str]]:
@@ -106,8 +86,8 @@ def test_tampered_history_is_dropped_like_live_traffic(history_seed, make_agent,
     url = history_seed.url_for("monitor")
     member, forger = load_identity(tmp_path / "m"), load_identity(tmp_path / "f")
     raw = raw_nats(url)
-    good = json.dumps(_task(member.node_id, 900), separators=(",", ":")).encode()
-    forged = json.dumps(_task(member.node_id, 901), separators=(",", ":")).encode()
+    good, _ = signed(member, task_message(member.node_id, 900))
+    forged, _ = signed(member, task_message(member.node_id, 901))
     tampered = good.replace(b"245", b"999")
     raw.publish_many([
         (f"tbfed.v1.task.{member.node_id}", good, member.headers(good)),

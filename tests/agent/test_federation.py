@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from msgspec import to_builtins
@@ -13,36 +12,13 @@ from monitor_agent.identity import load_identity
 from monitor_agent.protocol import FederationState
 from monitor_agent.store import now_ms
 from monitor_agent.web.serializers import federation_task
+from tests.plugins.messages import signed as _signed
+from tests.plugins.messages import task_message as _task
+from tests.plugins.messages import wire_ts as _now_ts
 
 from .conftest import agent_env, task_event, wait_for
 
 EXEC_ID = "550e8400-e29b-41d4-a716-446655440000"
-
-
-def _now_ts(delta_s: int = 0) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=delta_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _task(node_id: str, n: int, **over) -> dict:
-    msg = {
-        "v": 1,
-        "event": "task_completed",
-        "nodeId": node_id,
-        "taskId": f"global-task-{n:012x}",
-        "chainId": 1,
-        "blockNumber": 18950234,
-        "taskType": "wasm",
-        "status": "completed",
-        "executionTimeMs": 245,
-        "timestamp": _now_ts(),
-    }
-    msg.update(over)
-    return msg
-
-
-def _signed(identity, msg: dict | bytes) -> tuple[bytes, dict]:
-    payload = msg if isinstance(msg, bytes) else json.dumps(msg, separators=(",", ":")).encode()
-    return payload, identity.headers(payload)
 
 
 @pytest.fixture

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 
 import nats
 import pytest
 import trustme
-import yaml
 
 from monitor_agent.config import load_config
 from monitor_agent.errors import ConfigError
 from seed import secrets, users
-from seed.spec import load_spec
-from tests.plugins.seed import SeedHandle, build_spec_data
+from tests.plugins.seed import SeedHandle, make_seed
 from tests.plugins.tools import free_port
 
 from .conftest import agent_env, task_event, wait_for
@@ -24,22 +21,17 @@ NODE_A, NODE_B = "node-aaaaaaaaaa", "node-bbbbbbbbbb"
 EXEC_ID = "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
 
 
+NKEY_USERS = [
+    {"name": "admin", "role": "admin"},
+    {"name": "monitor", "role": "monitor", "auth": "nkey"},
+    {"name": NODE_A, "role": "enrolled", "auth": "nkey"},
+    {"name": NODE_B, "role": "enrolled", "auth": "nkey"},
+]
+
+
 def _start_seed(root, binary, secret_cache, **kw) -> SeedHandle:
     """A real seed whose monitor and enrolled users authenticate with nkeys (seedctl's own code)."""
-    users = [
-        {"name": "admin", "role": "admin"},
-        {"name": "monitor", "role": "monitor", "auth": "nkey"},
-        {"name": NODE_A, "role": "enrolled", "auth": "nkey"},
-        {"name": NODE_B, "role": "enrolled", "auth": "nkey"},
-    ]
-    data = build_spec_data(free_port, users=users, **kw)
-    spec_path = root / "seed.yaml"
-    spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
-    spec = load_spec(spec_path)
-    shutil.copytree(secret_cache, spec.secrets_dir, dirs_exist_ok=True)
-    handle = SeedHandle(spec_path, spec, spec.secrets_dir, spec.state_dir, binary, data)
-    handle.start()  # renders: the nkeys are generated on the way
-    return handle
+    return make_seed(root, binary, secret_cache, free_port, users=NKEY_USERS, **kw)
 
 
 def _seed_file(seed: SeedHandle, user: str, out) -> str:

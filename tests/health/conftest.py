@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.plugins.tools import QuietHandler, http_server
 
-class _Handler(BaseHTTPRequestHandler):
+
+class _Handler(QuietHandler):
     def do_GET(self):  # noqa: N802 - http.server's naming
         kind = self.server.kind
         if kind == "html":
@@ -22,33 +23,18 @@ class _Handler(BaseHTTPRequestHandler):
             body, ctype, code = b'{"hello": "world"}', "application/json", 200
         else:  # "404"
             body, ctype, code = b"404 page not found\n", "text/plain", 404
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.answer(code, body, ctype)
 
 
 @pytest.fixture
 def odd_http_server():
     """make(kind) -> port of a real HTTP server on loopback answering like something else than nats."""
-    servers = []
+    with contextlib.ExitStack() as stack:
 
-    def make(kind: str) -> int:
-        srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        srv.kind = kind
-        srv.daemon_threads = True
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-        return srv.server_address[1]
+        def make(kind: str) -> int:
+            return stack.enter_context(http_server(_Handler, kind=kind)).server_address[1]
 
-    yield make
-    for srv in servers:
-        srv.shutdown()
-        srv.server_close()
+        yield make
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@
         enrolled: node ids that get their own users (publish only tbfed.v1.*.<nodeId>)
         spec_overrides: top-level spec keys replaced as given (e.g. limits={...}, users=[...])
     seed -> a started single-server SeedHandle
+    make_seed(root, binary, secret_cache, ports=None, *, start=True, **spec) -> SeedHandle
+        the same without the fixture: a seed whose teardown the caller owns (module fixtures)
 
 Every server is stopped at teardown, even when the test fails.
 """
@@ -24,6 +26,7 @@ import yaml
 from seed import lifecycle, secrets
 from seed.spec import Spec, load_spec
 from seed.users import HISTORY_MANAGER, effective_users, user_password
+from tests.plugins.tools import unique_ports
 
 
 @dataclass
@@ -122,29 +125,38 @@ def _seed_secret_cache(tmp_path_factory) -> Path:
     return d
 
 
+def make_seed(
+    root: Path, binary: str, secret_cache: Path, ports=None, *, start: bool = True, **spec
+) -> SeedHandle:
+    """A real seed (seedctl's own spec/render/lifecycle code) in `root` from build_spec_data(**spec):
+    the session's cached passwords copied in, every password user's credentials made before the
+    first start (nkey users get theirs when the config is rendered)."""
+    root.mkdir(parents=True, exist_ok=True)
+    data = build_spec_data(ports or unique_ports(), **spec)
+    spec_path = root / "seed.yaml"
+    spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    loaded = load_spec(spec_path)
+    handle = SeedHandle(spec_path, loaded, loaded.secrets_dir, loaded.state_dir, binary, data)
+    shutil.copytree(secret_cache, loaded.secrets_dir, dirs_exist_ok=True)
+    for user in effective_users(loaded):
+        if user.auth == "password":
+            user_password(loaded, user)
+    if start:
+        handle.start()
+    return handle
+
+
 @pytest.fixture
 def seed_factory(tmp_path_factory, port_factory, nats_server_bin, _seed_secret_cache):
     """Make real nats-server seeds from a generated spec; all are stopped at teardown."""
     handles: list[SeedHandle] = []
 
     def make(*, servers=1, tls=None, max_connections=None, enrolled=(), start=True, **spec_overrides):
-        root = tmp_path_factory.mktemp("seed")
-        data = build_spec_data(
-            port_factory,
-            servers=servers,
-            tls=tls,
-            max_connections=max_connections,
-            enrolled=enrolled,
-            **spec_overrides,
-        )
-        spec_path = root / "seed.yaml"
-        spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
-        spec = load_spec(spec_path)
-        handle = SeedHandle(spec_path, spec, spec.secrets_dir, spec.state_dir, nats_server_bin, data)
+        handle = make_seed(
+            tmp_path_factory.mktemp("seed"), nats_server_bin, _seed_secret_cache, port_factory, start=False,
+            servers=servers, tls=tls, max_connections=max_connections, enrolled=enrolled, **spec_overrides,
+        )  # fmt: skip
         handles.append(handle)
-        shutil.copytree(_seed_secret_cache, spec.secrets_dir, dirs_exist_ok=True)
-        for user in effective_users(spec):  # credentials exist before the first start
-            user_password(spec, user)
         if start:
             handle.start()
         return handle

@@ -6,10 +6,13 @@ and is skipped with the reason on a developer machine.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import shutil
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -116,3 +119,34 @@ def page(browser):
         yield pg
     finally:
         context.close()
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler for little test servers: no access log; `answer` writes one response."""
+
+    def answer(self, code: int, body: bytes, content_type: str | None = None) -> None:
+        self.send_response(code)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def http_server(handler: type[http.server.BaseHTTPRequestHandler], **attrs):
+    """A real threaded HTTP server on 127.0.0.1 (any free port) serving `handler`; `attrs` are set
+    on the server (handlers read them as self.server.<name>). Shut down on exit."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    for name, value in attrs.items():
+        setattr(server, name, value)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -12,12 +12,10 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import pytest
 from monitor_agent import runfile
 from monitor_agent.identity import load_identity
 from monitor_agent.store import Store
-from tests.plugins.tools import wait_for
+from tests.plugins.tools import QuietHandler, http_server, wait_for
 
 BIN = Path(sys.executable).parent
 MONITOR_AGENT, SEEDCTL = str(BIN / "monitor-agent"), str(BIN / "seedctl")
@@ -117,30 +115,19 @@ def test_a_rejected_user_is_named_with_its_credentials_file(seed, agent_factory,
     wait_for(lambda: 'authentication error - User "monitor"' in log.read_text(), timeout=5)
 
 
-class _Stranger(http.server.BaseHTTPRequestHandler):
+class _Stranger(QuietHandler):
     seen: list[dict] = []
 
     def do_POST(self):  # noqa: N802 - http.server's name
         type(self).seen.append({"path": self.path, "authorization": self.headers.get("Authorization")})
-        body = b"<html>not an agent</html>"
-        self.send_response(501)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.answer(501, b"<html>not an agent</html>")
 
 
 @pytest.fixture
 def stranger():
     _Stranger.seen = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stranger)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with http_server(_Stranger) as server:
+        yield server
 
 
 def _data_dir_with_federation_rows(tmp_path) -> Path:

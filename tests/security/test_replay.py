@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 
 from monitor_agent.identity import load_identity
 from tests.agent.conftest import agent_env, task_event
+from tests.plugins.messages import task_publication, wire_ts
 from tests.plugins.tools import wait_for
 
 
@@ -137,22 +137,10 @@ def test_task_events_older_than_the_retention_window_are_dropped(
     receiver = agent_factory(agent_env(url, tmp_path / "r"))
     wait_for(lambda: receiver.agent.status()["connected"], what="receiver connected")
     peer = load_identity(tmp_path / "peer")
-    sent = []
-    for n, age in ((1, timedelta(days=8)), (2, timedelta(days=6))):
-        msg = {
-            "v": 1,
-            "event": "task_received",
-            "nodeId": peer.node_id,
-            "taskId": f"global-task-{n:012x}",
-            "chainId": 1,
-            "blockNumber": 1,
-            "taskType": "js",
-            "status": "received",
-            "executionTimeMs": None,
-            "timestamp": (datetime.now(UTC) - age).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        payload = json.dumps(msg).encode()
-        sent.append((f"tbfed.v1.task.{peer.node_id}", payload, peer.headers(payload)))
+    sent = [
+        task_publication(peer, n, event="task_received", blockNumber=1, taskType="js", timestamp=wire_ts(-age))
+        for n, age in ((1, 8 * 86_400), (2, 6 * 86_400))
+    ]
     raw_nats(url).publish_many(sent)
     wait_for(lambda: receiver.agent.store.federation_counts()["tasks"] == 1, what="the 6-day-old task")
     rows, _ = receiver.agent.store.query_federation_tasks(10)

@@ -7,29 +7,14 @@ under its own nodeId, cannot be told apart from many members: docs/privacy.md, "
 
 from __future__ import annotations
 
-import json
-import time
-
 from monitor_agent.identity import load_identity
 from tests.agent.conftest import agent_env
+from tests.plugins.messages import task_publication
 from tests.plugins.tools import wait_for
 
 
 def _task(node_id: str, n: int, key_holder) -> tuple[str, bytes, dict]:
-    msg = {
-        "v": 1,
-        "event": "task_completed",
-        "nodeId": node_id,
-        "taskId": f"global-task-{n:012x}",
-        "chainId": 1,
-        "blockNumber": 100 + n,
-        "taskType": "js",
-        "status": "completed",
-        "executionTimeMs": 10,
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    payload = json.dumps(msg).encode()
-    return f"tbfed.v1.task.{node_id}", payload, key_holder.headers(payload)
+    return task_publication(key_holder, n, node_id, blockNumber=100 + n, taskType="js", executionTimeMs=10)
 
 
 def test_one_key_under_30_node_ids_is_stored_under_at_most_one(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 
 import nats
 import yaml
@@ -17,7 +16,7 @@ from click.testing import CliRunner
 from seed import users
 from seed.cli import cli
 from seed.spec import load_spec
-from tests.plugins.seed import SeedHandle, build_spec_data
+from tests.plugins.seed import build_spec_data, make_seed
 from tests.plugins.tools import free_port
 
 NODE = "node-0123456789"
@@ -25,18 +24,6 @@ NODE = "node-0123456789"
 
 def _invoke(*args: str):
     return CliRunner().invoke(cli, list(args), env={"SEEDCTL_SPEC": None})
-
-
-def _start_seed(root, binary, secret_cache, users) -> SeedHandle:
-    root.mkdir()
-    data = build_spec_data(free_port, users=users)
-    spec_path = root / "seed.yaml"
-    spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
-    spec = load_spec(spec_path)
-    shutil.copytree(secret_cache, spec.secrets_dir, dirs_exist_ok=True)
-    handle = SeedHandle(spec_path, spec, spec.secrets_dir, spec.state_dir, binary, data)
-    handle.start()  # renders: the nkeys are generated on the way
-    return handle
 
 
 async def _connects(url: str, seed_file) -> bool:
@@ -50,7 +37,7 @@ async def _connects(url: str, seed_file) -> bool:
 
 def test_rotating_the_shared_nkey_monitor_as_documented(tmp_path, nats_server_bin, _seed_secret_cache):
     users = [{"name": "admin", "role": "admin"}, {"name": "monitor", "role": "monitor", "auth": "nkey"}]
-    seed = _start_seed(tmp_path / "seed", nats_server_bin, _seed_secret_cache, users=users)
+    seed = make_seed(tmp_path / "seed", nats_server_bin, _seed_secret_cache, free_port, users=users)
     try:
         _rotate_monitor(seed, tmp_path)
     finally:
