@@ -393,12 +393,14 @@ def remove(secrets_dir: Path, name: str) -> bool:
 
 
 def stray_names(secrets_dir: Path, users: set[str]) -> list[str]:
-    """Names with a stored password or nkey seed that are no user (`console*` secrets excepted).
+    """Names with a stored password or nkey seed that are no user (seedctl's own secrets excepted:
+    `console*` and the history manager's, kept while `history:` is off so turning it on again
+    needs no new password).
 
     A stray secret is dangerous: adding that name again would silently bring the old secret back.
     """
     names = set(_names_with(secrets_dir, ".password")) | set(_names_with(secrets_dir, ".nk"))
-    return sorted(n for n in names - users if not n.startswith("console"))
+    return sorted(n for n in names - users if not n.startswith("console") and n != HISTORY_MANAGER)
 
 
 # ---- the registry of `seedctl users add` ----
