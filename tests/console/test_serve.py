@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -14,28 +12,19 @@ import httpx
 import psutil
 import pytest
 
+from seed.supervisor import Child
+
 
 @pytest.mark.slow
 def test_seedctl_console_serves_behind_login_and_stops_cleanly(seed, port_factory, tmp_path):
     port = port_factory()
     cmd = [str(Path(sys.executable).parent / "seedctl"), "console", "--spec", str(seed.spec_path),
            "--port", str(port), "--interval", "1", "--db", str(tmp_path / "c.db")]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+    proc = Child("seedctl console", cmd, tmp_path / "console.log").start()
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
+        proc.wait_http(f"{base}/healthz", 20)
         with httpx.Client(base_url=base, trust_env=False, timeout=5) as c:
-            while True:
-                try:
-                    if c.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert proc.poll() is None, proc.communicate()[1]
-                assert time.monotonic() < deadline, "console did not come up"
-                time.sleep(0.1)
             assert c.get("/").status_code == 302
             token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text).group(1)
             password = (seed.spec.secrets_dir / "console.password").read_text().strip()
@@ -47,12 +36,8 @@ def test_seedctl_console_serves_behind_login_and_stops_cleanly(seed, port_factor
             assert c.get("/api/seeds").json()["seeds"][0]["status"] == "OK"
             assert psutil.Process(proc.pid).children() == [], "one process: no gunicorn master"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            out, err = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
+        proc.stop(15)
+    err = proc.output()
     assert proc.returncode == 0, err
     assert f"seed console for tbfed-test on http://127.0.0.1:{port}/" in err
     assert "Traceback" not in err

@@ -7,10 +7,7 @@ by name. The console, in its own process with --via nats, shows all three seeds 
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import pytest
 
 from seed.health import DigestOracle, Status, run_health
 from seed.health.sysreq import choose_via
+from seed.supervisor import Child
 from tests.plugins.tools import wait_for
 
 pytestmark = pytest.mark.slow
@@ -89,20 +87,10 @@ def test_console_in_another_process_via_nats_shows_all_three_seeds_green(cluster
     port = port_factory()
     cmd = [str(Path(sys.executable).parent / "seedctl"), "console", "--spec", str(cluster.spec_path),
            "--port", str(port), "--interval", "1", "--db", str(tmp_path / "c.db"), "--via", "nats"]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+    proc = Child("seedctl console", cmd, tmp_path / "console.log").start()
     try:
+        proc.wait_http(f"http://127.0.0.1:{port}/healthz", 30)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=5) as c:
-
-            def up():
-                assert proc.poll() is None, proc.communicate()[1]
-                try:
-                    return c.get("/healthz").status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            wait_for(up, timeout=30, interval=0.1, what="the console")
             token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text).group(1)
             password = (cluster.secrets_dir / "console.password").read_text().strip()
             assert c.post("/login", data={"csrf_token": token, "password": password}).status_code == 302
@@ -117,12 +105,8 @@ def test_console_in_another_process_via_nats_shows_all_three_seeds_green(cluster
                 reach = next(x for x in checks if x["check"] == "reachable")
                 assert reach["reason"].startswith("$SYS request answered"), reach
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            _, err = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            _, err = proc.communicate()
+        proc.stop(15)
+    err = proc.output()
     assert "via nats" in err and "Traceback" not in err
 
 
