@@ -3,7 +3,7 @@
 One seed server from a generated spec with fresh credentials, the health console, and two
 monitor agents with federation on: A follows a bundled sample node log replayed with realistic
 timing, B only receives. Every part is a real process (nats-server, `seedctl console`,
-`monitor-agent run` under gunicorn); `Demo.stop()` ends all of them. The pieces (`pick_ports`,
+`monitor-agent run`); `Demo.stop()` ends all of them. The pieces (`pick_ports`,
 `AgentProcess`, `managed_process`) are also used by bench/federation_scale.py; processes are
 seed.supervisor.Child.
 """
