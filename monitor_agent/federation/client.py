@@ -18,7 +18,14 @@ FEDERATION_RECONNECT_TIMEOUT as `reconnect_time_wait`, failing over across the U
 Outbound: messages wait in a bounded buffer (newest kept, drops counted) and are sent by
 one sender task only while connected, paced by token buckets matching the receivers'
 limits. Messages are never handed to nats-py while disconnected, so the drop counters are
-honest (nats-py's own pending buffer is not used as a silent second queue).
+honest (nats-py's own pending buffer is not used as a silent second queue). Publishing is at
+least once: a written message leaves the buffer only when a flush (PING/PONG) on the same
+connection confirms the server read it; what a dying connection swallowed (a seed's lame-duck
+close, a cut link) is sent again after the reconnect, and receivers drop the copies (§4).
+
+Liveness: a seed from which nothing arrived for SILENCE_S gets a PING; unanswered within
+PROBE_TIMEOUT_S, the next seed of this node's own shuffled list is tried, never the one just
+lost first. A seed that went silent (link cut, host gone) is left 2-4 s later (PROTOCOL.md §1).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import re
 import ssl
 import stat
@@ -36,7 +44,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import nats
 from nats.aio.msg import Msg
@@ -89,6 +97,20 @@ OUTBOUND_SHARE = 0.9  # of the receivers' rate limits (PROTOCOL.md §4)
 OUTBOX_SNAPSHOT = 500
 ERROR_LOG_QUIET_S = 60.0
 CONNECT_TIMEOUT_S = 5
+# A silent seed (cut link, dead host): when nothing at all arrived for SILENCE_S, a PING goes out;
+# no PONG within PROBE_TIMEOUT_S and the next seed is tried (2-4 s after the seed went silent, so
+# failover stays under 5 s). Any message received counts as a sign of life, so a burst that takes
+# the client seconds to read never looks like a dead seed (a PONG waits behind it in the stream).
+# nats-py's own PING (NATS_PING_INTERVAL_S, NATS_MAX_OUTSTANDING_PINGS) stays as the backstop.
+SILENCE_S = 1.0
+PROBE_TIMEOUT_S = 2.0
+NATS_PING_INTERVAL_S = 20
+NATS_MAX_OUTSTANDING_PINGS = 3
+# At least once: messages written since the last flush are confirmed by one PING/PONG round trip
+# when the sender runs out of work, must wait for its rate bucket, or has written this many.
+CONFIRM_BATCH = 100
+YIELD_EVERY = 50  # received messages handled before the loop runs its other tasks
+CONFIRM_TIMEOUT_S = 2.0
 CREDENTIALS_POLL_S = 2.0
 # Catch-up (issue 16): start a little before the newest stored event (clock skew between seeds,
 # events published in the same second); dedupe and the store's UNIQUE key absorb the overlap.
@@ -154,6 +176,20 @@ def server_urls(config: Config) -> list[str]:
     return urls
 
 
+def _split_url_credentials(urls: list[str]) -> tuple[list[str], dict[str, str]]:
+    """`user:password@` shared by every seed URL becomes the connection's user and password.
+
+    nats-py applies URL credentials only to that URL; the seeds' other addresses it learns from
+    the cluster (INFO connect_urls) would be dialled without them and refused (FED_002)."""
+    parts = [urlsplit(u) for u in urls]
+    auth = {(p.username, p.password) for p in parts}
+    if len(auth) != 1 or None in next(iter(auth)):
+        return urls, {}
+    user, password = next(iter(auth))
+    bare = [urlunsplit(p._replace(netloc=p.netloc.rpartition("@")[2])) for p in parts]
+    return bare, {"user": unquote(user), "password": unquote(password)}
+
+
 def tls_context(config: Config) -> ssl.SSLContext | None:
     """The TLS context: with FEDERATION_TLS_ENABLED, a tls:// URL, or a client certificate (mutual TLS)."""
     if not (
@@ -201,9 +237,13 @@ class FederationClient:
         self._nc: nats.NATS | None = None
         self._stopping = False
         self._buffer: deque[_Outgoing] = deque()
+        # Written to the connection but not yet confirmed by a flush; sent again if it dies.
+        self._unconfirmed: list[_Outgoing] = []
+        self._unconfirmed_conn = 0  # nc.stats["reconnects"] when the first of them was written
         self._wake: asyncio.Event | None = None
         self._stop_event: asyncio.Event | None = None
         self._sub: Subscription | None = None
+        self._since_yield = 0
         self.pipeline = ReceivePipeline(
             identity.node_id,
             prefix=config.subject_prefix,
@@ -345,7 +385,7 @@ class FederationClient:
                 "sent": self.sent,
                 "blocked": self.blocked,
                 "outboundDropped": self.outbound_dropped,
-                "buffered": len(self._buffer),
+                "buffered": len(self._buffer) + len(self._unconfirmed),
                 "received": self.received,
                 "accepted": self.accepted,
                 "drops": dict(self.drops),
@@ -509,6 +549,7 @@ class FederationClient:
             await self._on_connected(first=True)
             tasks = [
                 asyncio.create_task(self._sender(nc)),
+                asyncio.create_task(self._watch_seed(nc)),
                 asyncio.create_task(self._heartbeat()),
                 asyncio.create_task(self._stats_loop()),
             ]
@@ -585,6 +626,28 @@ class FederationClient:
             except TimeoutError:
                 pass
 
+    async def _watch_seed(self, nc: nats.NATS) -> None:
+        """Leave a silent seed within seconds: a cut link or a vanished host sends no FIN, and
+        nats-py's own PING would notice only after a minute."""
+        seen = nc.stats["in_msgs"]
+        while True:
+            await asyncio.sleep(SILENCE_S)
+            if nc.stats["in_msgs"] != seen or not nc.is_connected or self.state not in CONNECTED_STATES:
+                seen = nc.stats["in_msgs"]
+                continue
+            conn = nc.stats["reconnects"]
+            try:
+                await nc.flush(timeout=PROBE_TIMEOUT_S)
+            except Exception:
+                if nc.is_connected and nc.stats["reconnects"] == conn:  # the same connection, still silent
+                    log.info(
+                        "seed %s silent for %.0f s (no PONG): trying the next seed",
+                        self.connected_url(),
+                        SILENCE_S + PROBE_TIMEOUT_S,
+                    )
+                    await nc.force_reconnect()
+            seen = nc.stats["in_msgs"]
+
     async def _watch_credentials(self, nc: nats.NATS) -> None:
         """Renewal without downtime: present a renewed user JWT as soon as its file is in place."""
         assert self._node_creds is not None
@@ -604,15 +667,22 @@ class FederationClient:
 
     def _connect_options(self) -> dict[str, Any]:
         reconnect_s = self.config.reconnect_timeout_ms / 1000
+        # This node's own order of the seeds, shuffled once: connections spread over the seeds,
+        # and nats-py's round robin then tries the seed just lost last (a silent seed costs a full
+        # connect timeout; nats-py's own shuffle at each reconnect could pick it first).
+        servers = server_urls(self.config)
+        random.shuffle(servers)
+        servers, url_auth = _split_url_credentials(servers)
         options: dict[str, Any] = {
-            "servers": server_urls(self.config),
+            "servers": servers,
+            "dont_randomize": True,
             "name": "truebit-monitor",  # generic: the connection name is visible in seed monitoring
             "allow_reconnect": True,
             "max_reconnect_attempts": -1,
             "reconnect_time_wait": reconnect_s,
             "connect_timeout": CONNECT_TIMEOUT_S,
-            "ping_interval": 20,
-            "max_outstanding_pings": 3,
+            "ping_interval": NATS_PING_INTERVAL_S,
+            "max_outstanding_pings": NATS_MAX_OUTSTANDING_PINGS,
             "no_echo": True,
             "error_cb": self._on_error,
             "disconnected_cb": self._on_disconnected,
@@ -623,6 +693,8 @@ class FederationClient:
         self._tls = ctx is not None
         if ctx is not None:
             options["tls"] = ctx
+        if url_auth:
+            options.update(url_auth)
         path = self.config.credentials_file
         kind = credentials_kind(Path(path).read_text(encoding="utf-8")) if path is not None else None
         if path is not None and kind in ("jwt", "nodekey"):  # from `seedctl enroll approve`: public only
@@ -828,28 +900,69 @@ class FederationClient:
 
     async def _sender(self, nc: nats.NATS) -> None:
         assert self._wake is not None
-        while True:
-            if not self._buffer or not nc.is_connected or self.state not in CONNECTED_STATES:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            item = self._buffer[0]
-            bucket = self._out_buckets[item.kind]
-            delay = bucket.wait_time(time.monotonic())
-            if delay > 0:
-                await asyncio.sleep(delay)
-                continue
+        try:
+            while True:
+                ready = bool(self._buffer) and nc.is_connected and self.state in CONNECTED_STATES
+                if self._unconfirmed and (not ready or len(self._unconfirmed) >= CONFIRM_BATCH):
+                    await self._confirm(nc)
+                    continue
+                if not ready:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                item = self._buffer[0]
+                bucket = self._out_buckets[item.kind]
+                delay = bucket.wait_time(time.monotonic())
+                if delay > 0:
+                    if self._unconfirmed:
+                        await self._confirm(nc)  # confirm while waiting for the bucket anyway
+                    else:
+                        await asyncio.sleep(delay)
+                    continue
+                conn = nc.stats["reconnects"]
+                try:
+                    await nc.publish(item.subject, item.payload, headers=item.headers)
+                except Exception as exc:  # disconnected in between: keep it and wait for the connection
+                    log.debug("publish deferred: %s", describe(exc))
+                    self._wake.clear()
+                    await asyncio.sleep(0.05)
+                    continue
+                bucket.take(time.monotonic())
+                self._buffer.popleft()
+                if not self._unconfirmed:
+                    self._unconfirmed_conn = conn
+                self._unconfirmed.append(item)
+        finally:
+            self._requeue_unconfirmed()
+
+    async def _confirm(self, nc: nats.NATS) -> None:
+        """One PING/PONG round trip on the connection the unconfirmed messages were written to:
+        the server has read everything written before its PONG, so those messages leave the
+        outbound buffer now. If that connection died meanwhile (its PONG never comes; nats-py
+        answers a flush during a reconnect without a round trip, hence the connection check),
+        they go back to the front of the buffer and are sent again once connected."""
+        conn = self._unconfirmed_conn
+        confirmed = False
+        if nc.is_connected and nc.stats["reconnects"] == conn:
             try:
-                await nc.publish(item.subject, item.payload, headers=item.headers)
-            except Exception as exc:  # disconnected in between: keep it and wait for the connection
-                log.debug("publish deferred: %s", describe(exc))
-                self._wake.clear()
-                await asyncio.sleep(0.05)
-                continue
-            bucket.take(time.monotonic())
-            self._buffer.popleft()
-            self.metrics.outbound_buffered.set(len(self._buffer))
+                await nc.flush(timeout=CONFIRM_TIMEOUT_S)
+                confirmed = nc.is_connected and nc.stats["reconnects"] == conn
+            except Exception as exc:
+                log.debug("flush did not confirm %d messages: %s", len(self._unconfirmed), describe(exc))
+        if not confirmed:
+            self._requeue_unconfirmed()
+            return
+        done, self._unconfirmed = self._unconfirmed, []
+        self.metrics.outbound_buffered.set(len(self._buffer))
+        for item in done:
             self._sent(item)
+
+    def _requeue_unconfirmed(self) -> None:
+        if self._unconfirmed:
+            log.debug("%d messages not confirmed by the seed: sending them again", len(self._unconfirmed))
+            self._buffer.extendleft(reversed(self._unconfirmed))
+            self._unconfirmed = []
+            self.metrics.outbound_buffered.set(len(self._buffer))
 
     def _sent(self, item: _Outgoing) -> None:
         text = item.payload.decode("utf-8")
@@ -915,6 +1028,12 @@ class FederationClient:
     async def _on_message(self, msg: Msg) -> None:
         now = time.time()
         self._receive(self.pipeline, msg.subject, msg.data, msg.headers, now, int(now * 1000))
+        # nats-py runs this callback for queued messages back to back without yielding: under a
+        # flood the read loop (PONGs, the seed's PINGs) and the sender would wait for seconds.
+        self._since_yield += 1
+        if self._since_yield >= YIELD_EVERY:
+            self._since_yield = 0
+            await asyncio.sleep(0)
 
     def _receive(
         self,
@@ -1111,7 +1230,7 @@ class FederationClient:
         if nc is not None and nc.is_connected and (self.broadcast_tasks or self.broadcast_stats):
             # Flush what is waiting (bounded), then say goodbye.
             deadline = time.monotonic() + 1.0
-            while self._buffer and time.monotonic() < deadline:
+            while (self._buffer or self._unconfirmed) and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
             message = anonymizer.presence_message(
                 "node_offline",

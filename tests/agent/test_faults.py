@@ -150,6 +150,70 @@ def test_cluster_failover_keeps_buffered_messages(seed_factory, make_agent, tmp_
     assert a.status()["state"] == FederationState.CONNECTED.value
 
 
+@pytest.mark.slow
+def test_lame_duck_restart_of_the_agents_seed_loses_none_of_its_events(seed_factory, make_agent, tmp_path):
+    """A rolling restart puts the agent's seed into lame duck: the server closes the connection
+    and what the agent had just written into it is gone. The agent keeps each event until a
+    flush confirms the server read it and sends the rest again from the next seed: every event
+    arrives (copies are dropped by the receiver), none is lost."""
+    import os
+    import signal
+    import threading
+
+    seed = seed_factory(servers=2, limits={"lame_duck_duration_s": 30, "lame_duck_grace_period_s": 0})
+    urls = [seed.url_for("monitor", i) for i in range(2)]
+    a = make_agent(agent_env(",".join(urls), tmp_path / "a", FEDERATION_RECONNECT_TIMEOUT="200"))
+    wait_for(lambda: a.status()["connected"], what="A connected")
+    index = next(i for i, s in enumerate(seed.spec.servers) if f":{s.client_port}" in a.federation.connected_url())
+    b = make_agent(agent_env(urls[1 - index], tmp_path / "b"))
+    wait_for(lambda: b.status()["connected"], what="B connected")
+    probes = 0
+
+    def crossed() -> bool:
+        nonlocal probes
+        a.submit_task_event(task_event("received", f"probe-{probes}", chain_id=1, task_type="js"))
+        probes += 1
+        time.sleep(0.1)
+        return b.store.query_federation_tasks(1)[1] > 0
+
+    wait_for(crossed, timeout=15, what="a task across the cluster")
+    time.sleep(0.5)
+    baseline = b.store.query_federation_tasks(1)[1]
+    stop, sent = threading.Event(), [0]
+
+    def publish() -> None:  # 30 task events/s, as the node's log produces them
+        t0 = time.monotonic()
+        while not stop.is_set():
+            a.submit_task_event(task_event("received", f"exec-{sent[0]}", chain_id=1, task_type="js"))
+            sent[0] += 1
+            time.sleep(max(0.0, t0 + sent[0] / 30 - time.monotonic()))
+
+    publisher = threading.Thread(target=publish, daemon=True)
+    publisher.start()
+    try:
+        time.sleep(1.0)
+        # The seed falls behind reading (a loaded host: here it is stopped for a second while the
+        # agent keeps writing), then goes into lame duck with no grace period: it closes the
+        # agent's connection with what it had not read yet still in the socket.
+        name = seed.names[index]
+        pid = seed.pid(name)
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(1.0)
+        os.kill(pid, signal.SIGUSR2)
+        os.kill(pid, signal.SIGCONT)
+        wait_for(lambda: a.status()["connected"] and f":{seed.spec.servers[index].client_port}"
+                 not in (a.federation.connected_url() or ":"), timeout=40, what="A on the other seed")
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        publisher.join(10)
+    assert sent[0] >= 60
+    wait_for(lambda: b.store.query_federation_tasks(1)[1] >= baseline + sent[0], timeout=20,
+             what=f"all {sent[0]} events at B")
+    assert b.store.query_federation_tasks(1)[1] == baseline + sent[0]
+    assert a.federation.counters()["outboundDropped"] == 0
+
+
 def test_publish_permission_violation_is_fed_010_and_receiving_goes_on(
     module_seed, make_agent, raw_nats, tmp_path
 ):
