@@ -150,6 +150,30 @@ def test_cluster_failover_keeps_buffered_messages(seed_factory, make_agent, tmp_
     assert a.status()["state"] == FederationState.CONNECTED.value
 
 
+def test_a_silent_seed_is_left_for_another_within_5_s(seed_factory, make_agent, tmp_path):
+    """A seed that goes silent without closing anything (link cut, host frozen: here the process
+    is stopped) must not hold the agent for the minute nats-py's own PING takes to notice."""
+    import os
+    import signal
+
+    seed = seed_factory(servers=2)
+    urls = [seed.url_for("monitor", i) for i in range(2)]
+    a = make_agent(agent_env(",".join(urls), tmp_path / "a", FEDERATION_RECONNECT_TIMEOUT="500"))
+    wait_for(lambda: a.status()["connected"], what="A connected")
+    port = next(f":{s.client_port}" for s in seed.spec.servers if f":{s.client_port}" in a.federation.connected_url())
+    name = next(s.name for s in seed.spec.servers if f":{s.client_port}" == port)
+    pid = seed.pid(name)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        wait_for(lambda: a.status()["connected"] and port not in (a.federation.connected_url() or port),
+                 timeout=15, interval=0.05, what="A on the other seed")
+        took = time.monotonic() - t0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert took <= 5.0, f"failover took {took:.1f} s"
+
+
 @pytest.mark.slow
 def test_lame_duck_restart_of_the_agents_seed_loses_none_of_its_events(seed_factory, make_agent, tmp_path):
     """A rolling restart puts the agent's seed into lame duck: the server closes the connection
