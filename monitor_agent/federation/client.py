@@ -103,14 +103,14 @@ CONNECT_TIMEOUT_S = 5
 # the client seconds to read never looks like a dead seed (a PONG waits behind it in the stream).
 # nats-py's own PING (NATS_PING_INTERVAL_S, NATS_MAX_OUTSTANDING_PINGS) stays as the backstop.
 SILENCE_S = 1.0
-PROBE_TIMEOUT_S = 2.0
+PROBE_TIMEOUT_S = 2
 NATS_PING_INTERVAL_S = 20
 NATS_MAX_OUTSTANDING_PINGS = 3
 # At least once: messages written since the last flush are confirmed by one PING/PONG round trip
 # when the sender runs out of work, must wait for its rate bucket, or has written this many.
 CONFIRM_BATCH = 100
 YIELD_EVERY = 50  # received messages handled before the loop runs its other tasks
-CONFIRM_TIMEOUT_S = 2.0
+CONFIRM_TIMEOUT_S = 2
 CREDENTIALS_POLL_S = 2.0
 # Catch-up (issue 16): start a little before the newest stored event (clock skew between seeds,
 # events published in the same second); dedupe and the store's UNIQUE key absorb the overlap.
@@ -183,9 +183,9 @@ def _split_url_credentials(urls: list[str]) -> tuple[list[str], dict[str, str]]:
     the cluster (INFO connect_urls) would be dialled without them and refused (FED_002)."""
     parts = [urlsplit(u) for u in urls]
     auth = {(p.username, p.password) for p in parts}
-    if len(auth) != 1 or None in next(iter(auth)):
+    user, password = next(iter(auth), (None, None))
+    if len(auth) != 1 or user is None or password is None:
         return urls, {}
-    user, password = next(iter(auth))
     bare = [urlunsplit(p._replace(netloc=p.netloc.rpartition("@")[2])) for p in parts]
     return bare, {"user": unquote(user), "password": unquote(password)}
 
