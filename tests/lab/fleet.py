@@ -4,9 +4,11 @@ internet), and `seedctl` run as a user runs it."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.server
+import json
 import subprocess
 import sys
 import tarfile
@@ -39,6 +41,24 @@ with open(out, "w") as f:
         if t:
             line = (now - d.timedelta(seconds=300 * (1 - (t - first).total_seconds() / span))).strftime(fmt) + line[19:]
         f.write(line)
+"""
+# Appends a task_created line (the node received a task) to today's node log every 1/rate s until
+# the stop file exists; prints each raw taskId written.
+ACTIVITY = r"""
+import datetime as d, json, os, sys, time, uuid
+logdir, rate, stop = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+node = "@truebit/worker-runner-node-0x5b2f8e3a9c41d07e6f1a2b3c4d5e6f708192a3b4:1.4.2"
+n, t0 = 0, time.monotonic()
+while not os.path.exists(stop):
+    now = d.datetime.now(d.timezone.utc)
+    tid = "api_" + uuid.uuid4().hex + uuid.uuid4().hex
+    body = {"executionId": str(uuid.uuid4()), "taskId": tid, "taskPath": tid, "chainId": 43114, "blockNumber": 44750249 + n}
+    with open(os.path.join(logdir, "debug-" + now.strftime("%Y-%m-%d") + ".log"), "a") as f:
+        f.write(now.strftime("%Y-%m-%d %H:%M:%S") + " info: " + node + " Message received from task_created: " + json.dumps(body, separators=(",", ":")) + "
+")
+    print(tid, flush=True)
+    n += 1
+    time.sleep(max(0.0, t0 + n / rate - time.monotonic()))
 """
 CLIENT_PORT, CLUSTER_PORT, MONITOR_PORT, AGENT_PORT = 4222, 6222, 8222, 8090
 
@@ -85,7 +105,9 @@ def spec_data(lab: Lab, seeds: list[str]) -> dict:
             "host": lab.host(name).address,
             "client_port": CLIENT_PORT,
             "cluster_port": CLUSTER_PORT,
-            "monitor_host": lab.host(name).address,
+            # Monitoring on loopback only (it lists every client's address): this machine reads the
+            # seeds through the system account (`seedctl health --via nats`), tests over SSH.
+            "monitor_host": "127.0.0.1",
             "monitor_port": MONITOR_PORT,
         }
         for name in seeds
@@ -95,7 +117,9 @@ def spec_data(lab: Lab, seeds: list[str]) -> dict:
         "cluster": {"name": "tbfed-lab-seeds"},
         "servers": servers,
         "users": [{"name": "admin", "role": "admin"}, {"name": "monitor", "role": "monitor"}],
-        "limits": {"lame_duck_duration_s": 30, "lame_duck_grace_period_s": 1},
+        # Seeds ping clients and routes every 5 s (default 20): a partition or a dead agent is
+        # noticed in 10-15 s instead of 40-60 s, which is what the lab's fault tests wait for.
+        "limits": {"lame_duck_duration_s": 30, "lame_duck_grace_period_s": 1, "ping_interval_s": 5},
         "secrets_dir": "secrets",
         "state_dir": "state",
         "rendered_dir": "rendered",
@@ -194,25 +218,48 @@ class Fleet:
         agents = {n: self.agent_url(n) for n in self.monitors}
         return Traffic(urls, receivers, user, user_password(spec, u, create=False), rate, agents)
 
+    def monitor(self, host: str, path: str, timeout: float = 5) -> dict | None:
+        """A seed's monitoring endpoint as JSON, read on the host itself (it listens on loopback
+        only); None when it does not answer."""
+        r = self.lab.ssh(host, f"curl -sf -m {timeout:g} http://127.0.0.1:{MONITOR_PORT}{path}",
+                         check=False, timeout=timeout + 15)
+        try:
+            return json.loads(r.stdout) if r.returncode == 0 else None
+        except ValueError:
+            return None
+
     def seed_of(self, host: str) -> str | None:
         """The seed the given lab host holds a client connection to (from each seed's /connz)."""
-        import httpx
-
         addr = self.lab.host(host).address
         for name in self.seeds:
-            try:
-                conns = httpx.get(self.monitor_url(name) + "/connz", timeout=2).json().get("connections") or []
-            except (httpx.HTTPError, ValueError):
-                continue
+            conns = (self.monitor(name, "/connz", timeout=2) or {}).get("connections") or []
             if any(c.get("ip") == addr for c in conns):
                 return name
         return None
 
+    @contextlib.contextmanager
+    def node_activity(self, hosts: list[str], rate: float = 5.0):
+        """New tasks in each host's node log at `rate` per second while the block runs (a node at
+        work), so the agents publish events of their own; yields {host: [raw taskIds written]}."""
+        written: dict[str, list[str]] = {}
+        procs = {}
+        stop = "/run/tblab-activity-stop"
+        for host in hosts:
+            self.lab.ssh(host, f"rm -f {stop}")
+            procs[host] = subprocess.Popen(
+                self.lab.ssh_argv(host, f"python3 -c '{ACTIVITY}' {NODE_LOG_DIR} {rate} {stop}"),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            yield written
+        finally:
+            for host, proc in procs.items():
+                self.lab.ssh(host, f"touch {stop}", check=False)
+                out, _err = proc.communicate(timeout=30)
+                written[host] = out.split()
+
     def agent_url(self, host: str) -> str:
         return f"http://{self.lab.host(host).address}:{AGENT_PORT}"
 
-    def monitor_url(self, host: str) -> str:
-        return f"http://{self.lab.host(host).address}:{MONITOR_PORT}"
 
 
 def use_mirror_for_pip(lab: Lab, host: str, mirror: Mirror) -> None:

@@ -32,8 +32,25 @@ def test_converge_runs_hardened_units_with_a_full_mesh(seeds):
         out = fleet.lab.ssh(name, "systemd-analyze security nats-seed.service --no-pager | tail -1").stdout
         exposure = float(re.search(r"exposure level for nats-seed.service: ([\d.]+)", out).group(1))
         assert exposure <= MAX_EXPOSURE, (name, out)
-        routes = httpx.get(fleet.monitor_url(name) + "/routez", timeout=5).json()["routes"]
+        routes = fleet.monitor(name, "/routez")["routes"]
         assert {r["remote_name"] for r in routes} == set(fleet.seeds) - {name}  # (a pool per peer)
+    # Monitoring (it lists every client's address) listens on each seed's loopback only: no other
+    # lab host reaches it, nor does this machine; the operator reads health through the system
+    # account over the client port instead, every check for every seed (issue 12).
+    for name in fleet.seeds:
+        address = fleet.lab.host(name).address
+        probe = fleet.lab.ssh("lab4", f"curl -s -m 3 -o /dev/null http://{address}:8222/varz", check=False)
+        assert probe.returncode == 7, f"{name}:8222 answered lab4 (curl exit {probe.returncode})"
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://{address}:8222/varz", timeout=3)
+    health = fleet.seedctl("health", "--via", "nats", "--format", "json")
+    report = json.loads(health.stdout)
+    assert health.returncode in (0, 1), health.stdout[-3000:] + health.stderr  # 1: a WARNING
+    checks = {s["name"]: {c["check"]: c["status"] for c in s["checks"]} for s in report["servers"]}
+    assert set(checks) == set(fleet.seeds), checks
+    assert all(set(c) == set(checks[fleet.seeds[0]]) and len(c) >= 10 for c in checks.values()), checks
+    assert all(c["reachable"] == c["topology"] == "OK" for c in checks.values()), checks
+    assert all(status in ("OK", "WARNING") for c in checks.values() for status in c.values()), checks
 
 
 def test_second_run_changes_nothing(seeds):
@@ -54,7 +71,7 @@ def test_reloadable_change_is_applied_by_reload(seeds):
     report = json.loads(fleet.seedctl("health", "--format", "json").stdout)
     for name in fleet.seeds:
         assert fleet.main_pid(name) == pids[name], f"{name} was restarted, not reloaded"
-        varz = httpx.get(fleet.monitor_url(name) + "/varz", timeout=5).json()
+        varz = fleet.monitor(name, "/varz")
         assert varz["max_connections"] == 5000
         assert _check(report, name, "config_drift")["status"] == "OK", report
 
@@ -68,7 +85,7 @@ def test_kill_9_is_restarted_by_systemd_and_health_reports_it(seeds):
     new = wait_for(lambda: (p := fleet.main_pid("lab2")) not in (0, old) and p, timeout=30, what="systemd restart")
     assert fleet.unit_show("lab2", "NRestarts")["NRestarts"] == "1"
     wait_for(lambda: _healthz(fleet, "lab2"), timeout=30, what="lab2 healthz")
-    wait_for(lambda: {r["remote_name"] for r in httpx.get(fleet.monitor_url("lab2") + "/routez", timeout=5).json()["routes"]} == {"lab1", "lab3"},
+    wait_for(lambda: {r["remote_name"] for r in (fleet.monitor("lab2", "/routez") or {}).get("routes") or []} == {"lab1", "lab3"},
              timeout=30, what="lab2 back in the mesh")
     health = fleet.seedctl("health", "--format", "json")
     report = json.loads(health.stdout)
@@ -79,10 +96,7 @@ def test_kill_9_is_restarted_by_systemd_and_health_reports_it(seeds):
 
 
 def _healthz(fleet, name) -> bool:
-    try:
-        return httpx.get(fleet.monitor_url(name) + "/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return fleet.monitor(name, "/healthz", timeout=2) == {"status": "ok"}
 
 
 def _check(report: dict, server: str, check: str) -> dict:
@@ -96,7 +110,7 @@ def test_unreachable_host_or_wrong_key_stops_before_any_seed_changes(seeds, tmp_
     import yaml
 
     fleet = seeds
-    before = {n: httpx.get(fleet.monitor_url(n) + "/varz", timeout=5).json() for n in fleet.seeds}
+    before = {n: fleet.monitor(n, "/varz") for n in fleet.seeds}
     wrong_key = tmp_path / "wrong_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong_key)], check=True)
     good = fleet.inventory.read_text()
@@ -117,7 +131,7 @@ def test_unreachable_host_or_wrong_key_stops_before_any_seed_changes(seeds, tmp_
             assert host in line and error in line, line
             assert "changed" not in {ln.split()[0] for ln in r.stdout.splitlines() if ln.startswith("  ")}
             for n in fleet.seeds:
-                varz = httpx.get(fleet.monitor_url(n) + "/varz", timeout=5).json()
+                varz = fleet.monitor(n, "/varz")
                 assert (varz["max_connections"], varz["config_digest"]) == (
                     before[n]["max_connections"], before[n]["config_digest"]), n
     finally:
