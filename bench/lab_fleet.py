@@ -1,6 +1,7 @@
 """The operator's path on a fleet lab (tests/lab), timed: lab up/down of 5 hosts, converge of
 3 seeds + 2 monitors over SSH from bare hosts, the no-change re-run, events lost during a rolling
-restart under 20 events/s, and failover after a seed's link is cut (median of N runs each).
+restart under 20 events/s (the lab publisher's and the agents' own), and failover after a seed's
+link is cut (p50/max over every agent that failed over, N runs).
 Needs root (systemd-nspawn); tears its lab down even on failure.
 
     .venv/bin/python bench/lab_fleet.py [--runs 3] [--no-ops]
@@ -9,6 +10,7 @@ Needs root (systemd-nspawn); tears its lab down even on failure.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -21,6 +23,7 @@ import httpx  # noqa: E402
 
 from tests import lab as lablib  # noqa: E402
 from tests.lab.fleet import make_fleet, replay_sample_log  # noqa: E402
+from tests.lab.test_operations import _agents_delivered_everything, _now  # noqa: E402
 
 
 def timed(fn):
@@ -36,17 +39,19 @@ def agent_state(fleet, name):
         return "UNANSWERED"
 
 
-def failover_after_cut(fleet, seed: str, timeout: float = 180) -> dict[str, float]:
-    """Cut `seed` off; per agent, seconds until it is CONNECTED again after leaving CONNECTED."""
-    left: dict[str, bool] = dict.fromkeys(fleet.monitors, False)
+def failover_after_cut(fleet, seed: str, timeout: float = 180) -> dict:
+    """Cut `seed` off; per agent that was on it, seconds until it is CONNECTED again after leaving
+    CONNECTED."""
+    on_it = [m for m in fleet.monitors if fleet.seed_of(m) == seed]
+    left: dict[str, bool] = dict.fromkeys(on_it, False)
     done: dict[str, float] = {}
     with fleet.traffic() as traffic:
         time.sleep(2)
         t0 = time.monotonic()
         fleet.lab.cut(seed)
         try:
-            while len(done) < len(fleet.monitors) and time.monotonic() - t0 < timeout:
-                for name in fleet.monitors:
+            while len(done) < len(on_it) and time.monotonic() - t0 < timeout:
+                for name in on_it:
                     if name in done:
                         continue
                     state = agent_state(fleet, name)
@@ -69,7 +74,7 @@ def main() -> None:
     ap.add_argument("--no-ops", action="store_true", help="only lab up/down and converge figures")
     args = ap.parse_args()
     nats_server = str(Path(sys.executable).parent / "nats-server")
-    figures: dict[str, list[float]] = {k: [] for k in ("up", "down", "converge", "rerun", "rr_lost", "failover")}
+    figures: dict[str, list[float]] = {k: [] for k in ("up", "down", "converge", "rerun", "rr_lost", "rr_agents_lost", "failover")}
     for run in range(args.runs):
         t_up, lab = timed(lambda: lablib.up(5))
         try:
@@ -91,17 +96,26 @@ def main() -> None:
                     print(f"run {run + 1}: up {t_up:.1f} s, converge {figures['converge'][-1]:.1f} s, "
                           f"re-run {t:.1f} s", flush=True)
                     if not args.no_ops:
-                        with fleet.traffic() as traffic:
+                        since = _now()
+                        with fleet.node_activity(fleet.monitors) as written, fleet.traffic() as traffic:
                             time.sleep(2)
                             r = fleet.seedctl("deploy", "--playbook", "rolling-restart")
                             assert r.returncode == 0, r.stdout[-2000:]
                             time.sleep(2)
                         rep = traffic.report()
                         figures["rr_lost"].append(len(rep.lost))
-                        print(f"  rolling restart: {rep.summary()}; agents {rep.agent_states}", flush=True)
-                        fo = failover_after_cut(fleet, "lab1")
+                        try:
+                            agents = _agents_delivered_everything(fleet, written, since)
+                            figures["rr_agents_lost"].append(0)
+                        except AssertionError as e:
+                            agents = f"NOT ALL: {e}"
+                            figures["rr_agents_lost"].append(1)
+                        print(f"  rolling restart: {rep.summary()}; agents' own events {agents}; "
+                              f"agents {rep.agent_states}", flush=True)
+                        victim = fleet.seed_of("lab4") or "lab1"
+                        fo = failover_after_cut(fleet, victim)
                         figures["failover"] += list(fo["agents"].values())
-                        print(f"  cut lab1 20 s: agents back after {fo['agents']}; traffic {fo['traffic'].summary()}",
+                        print(f"  cut {victim} 20 s: agents back after {fo['agents']}; traffic {fo['traffic'].summary()}",
                               flush=True)
                 finally:
                     fleet.mirror.close()
@@ -110,7 +124,8 @@ def main() -> None:
             figures["down"].append(t_down)
     for k, v in figures.items():
         if v:
-            print(f"{k:10s} median {statistics.median(v):7.2f}  min {min(v):7.2f}  max {max(v):7.2f}  (n={len(v)})")
+            print(f"{k:14s} median (p50) {statistics.median(v):7.2f}  min {min(v):7.2f}  max {max(v):7.2f}  (n={len(v)})")
+    print(f"load average at the end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
