@@ -54,8 +54,7 @@ while not os.path.exists(stop):
     tid = "api_" + uuid.uuid4().hex + uuid.uuid4().hex
     body = {"executionId": str(uuid.uuid4()), "taskId": tid, "taskPath": tid, "chainId": 43114, "blockNumber": 44750249 + n}
     with open(os.path.join(logdir, "debug-" + now.strftime("%Y-%m-%d") + ".log"), "a") as f:
-        f.write(now.strftime("%Y-%m-%d %H:%M:%S") + " info: " + node + " Message received from task_created: " + json.dumps(body, separators=(",", ":")) + "
-")
+        f.write(now.strftime("%Y-%m-%d %H:%M:%S") + " info: " + node + " Message received from task_created: " + json.dumps(body, separators=(",", ":")) + chr(10))
     print(tid, flush=True)
     n += 1
     time.sleep(max(0.0, t0 + n / rate - time.monotonic()))
