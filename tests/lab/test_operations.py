@@ -1,7 +1,6 @@
 """Operations under live traffic on the lab: 20 events/s through the seeds, each counted at two
 receivers by taskId (published at least once: what no flush confirmed is sent again), while the
-agents' federation state is watched; the agents' own events (new tasks in each node's log, 5/s)
-are counted at the other agent."""
+agents' federation state is watched."""
 
 from __future__ import annotations
 
@@ -29,8 +28,7 @@ def _meshed(fleet) -> bool:
 
 def test_rolling_restart_under_traffic_loses_nothing(monitors):
     fleet = monitors
-    since = _now()
-    with fleet.node_activity(fleet.monitors) as written, fleet.traffic() as traffic:
+    with fleet.traffic() as traffic:
         time.sleep(2)
         r = fleet.seedctl("deploy", "--playbook", "rolling-restart")
         time.sleep(2)
@@ -39,16 +37,14 @@ def test_rolling_restart_under_traffic_loses_nothing(monitors):
     assert rep.published >= 200 and rep.lost == [], rep.summary()
     for name, states in rep.agent_states.items():
         assert "ERROR" not in states and states[-1] == "CONNECTED", (name, states)
-    agents = _agents_delivered_everything(fleet, written, since)
-    print(f"rolling restart: {rep.summary()}; agents' own events {agents}; agent states {rep.agent_states}")
+    print(f"rolling restart: {rep.summary()}; agent states {rep.agent_states}")
 
 
 def test_seed_cut_off_20s_agents_fail_over_within_5s_and_cluster_remeshes(monitors, healed):
     fleet = monitors
     victim = fleet.seed_of("lab4")  # the seed agent lab4 is connected to
     assert victim, "lab4 holds no connection to any seed"
-    since = _now()
-    with fleet.node_activity(fleet.monitors) as written, fleet.traffic() as traffic:
+    with fleet.traffic() as traffic:
         time.sleep(2)
         t0 = time.monotonic()
         fleet.lab.cut(victim)
@@ -72,9 +68,8 @@ def test_seed_cut_off_20s_agents_fail_over_within_5s_and_cluster_remeshes(monito
     assert left is not None and back is not None, f"lab4 never failed over (left {left}, back {back})"
     assert back <= FAILOVER_TARGET_S, f"lab4 CONNECTED again {back:.1f} s after the cut"
     assert fleet.seed_of("lab4") != victim
-    agents = _agents_delivered_everything(fleet, written, since)
     print(f"cut {victim} 20 s: lab4 left CONNECTED after {left:.1f} s, CONNECTED again after {back:.1f} s; "
-          f"{rep.summary()}; agents' own events {agents}; agent states {rep.agent_states}")
+          f"{rep.summary()}; agent states {rep.agent_states}")
 
 
 def test_partition_seed1_from_seed2_and_seed3(monitors, healed):
@@ -95,27 +90,24 @@ def test_20_percent_loss_on_an_agent_link(monitors, healed):
     fleet = monitors
     before = _stored_ids(fleet, "lab5")
     pid = fleet.main_pid("lab4", unit="monitor-agent")
-    since = _now()
     states: list[str] = []
-    with fleet.node_activity(["lab4"]) as written:
-        fleet.lab.drop("lab4", 20)
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 30:
-            state = _state(fleet, "lab4", timeout=2) or "UNANSWERED"
-            if not states or states[-1] != state:
-                states.append(state)
-            time.sleep(0.5)
-        fleet.lab.heal()
+    fleet.lab.drop("lab4", 20)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 30:
+        state = _state(fleet, "lab4", timeout=2) or "UNANSWERED"
+        if not states or states[-1] != state:
+            states.append(state)
+        time.sleep(0.5)
+    fleet.lab.heal()
     assert fleet.main_pid("lab4", unit="monitor-agent") == pid, "the agent crashed under packet loss"
     assert "ERROR" not in states, states
     wait_for(lambda: _state(fleet, "lab4") == "CONNECTED", timeout=120, what="lab4 CONNECTED after loss")
     status = httpx.get(fleet.agent_url("lab4") + "/api/federation/status", timeout=5).json()
     assert status["lastError"] is None or status["state"] == "CONNECTED", status
-    agents = _agents_delivered_everything(fleet, written, since)  # the backlog drained, once each
     after = _stored_ids(fleet, "lab5")
     assert len(after) == len(set(after)), "a task stored twice"
     assert set(before) <= set(after)
-    print(f"20 % loss on lab4 30 s: lab4 states {states}; lab4's events {agents}")
+    print(f"20 % loss on lab4 30 s: lab4 states {states}")
 
 
 def _now() -> str:
