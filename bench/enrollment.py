@@ -196,6 +196,14 @@ async def failover(spec, n: int, auth_for, restart: bool = False) -> dict:
     return {"connect_all_s": round(connect_s, 2), "all_failed_over_s": all_s, "connected": on_seed2, "closed": closed}
 
 
+def jwt_login(ident, token: str) -> dict:
+    """nats-py options of an enrolled node logging in with its user JWT, signing with its own key."""
+    return {
+        "user_jwt_cb": lambda: bytearray(token.encode()),
+        "signature_cb": lambda nonce: base64.b64encode(ident.sign_raw(nonce.encode())),
+    }
+
+
 def failover_figures(root: Path, n: int, rounds: int) -> dict:
     """Both clusters up at once; rounds alternate NKEY, JWT, NKEY, JWT ... (the machine's load
     drifts: alternating keeps the comparison fair); medians and their ratio."""
@@ -215,11 +223,7 @@ def failover_figures(root: Path, n: int, rounds: int) -> dict:
             creds.append((ident, token))
 
         def jwt_auth(i):
-            ident, token = creds[i]
-            return {
-                "user_jwt_cb": lambda t=token: bytearray(t.encode()),
-                "signature_cb": lambda nonce, k=ident: base64.b64encode(k.sign_raw(nonce.encode())),
-            }
+            return jwt_login(*creds[i])
 
         runs: dict[str, list[dict]] = {"nkey": [], "jwt": []}
         for r in range(rounds):
@@ -266,11 +270,7 @@ def restart_figures(root: Path, n: int, rounds: int) -> dict:
             keyed.append((ident, enroll.issue_user_jwt(op, ident.node_id, key, 90, op=operator_material)))
 
         def jwt_auth(i):
-            ident, token = keyed[i]
-            return {
-                "user_jwt_cb": lambda t=token: bytearray(t.encode()),
-                "signature_cb": lambda nonce, k=ident: base64.b64encode(k.sign_raw(nonce.encode())),
-            }
+            return jwt_login(*keyed[i])
 
         runs: dict[str, list] = {"nkey": [], "jwt": []}
         for r in range(rounds):

@@ -30,18 +30,22 @@ def _stored(agent) -> list[tuple[str, str, str]]:
     return keys
 
 
-@pytest.fixture(scope="module")
-def history_seed(tmp_path_factory, nats_server_bin, _seed_secret_cache):
-    handle = make_seed(
-        tmp_path_factory.mktemp("seed"), nats_server_bin, _seed_secret_cache,
-        history={"max_age": "1h", "max_bytes": "64MiB"},
-    )  # fmt: skip
+@contextlib.contextmanager
+def _seed_with_history(root, binary, secret_cache, max_age: str, max_bytes: str):
+    """A real seed with `history:` and its stream made (as `seedctl up` makes it); stopped at the end."""
+    handle = make_seed(root, binary, secret_cache, history={"max_age": max_age, "max_bytes": max_bytes})
     try:
         history.ensure_stream(handle.spec, timeout=30)
         yield handle
     finally:
         with contextlib.suppress(Exception):
             handle.stop()
+
+
+@pytest.fixture(scope="module")
+def history_seed(tmp_path_factory, nats_server_bin, _seed_secret_cache):
+    with _seed_with_history(tmp_path_factory.mktemp("seed"), nats_server_bin, _seed_secret_cache, "1h", "64MiB") as s:
+        yield s
 
 
 def test_agent_back_from_an_outage_stores_every_missed_task_once(history_seed, make_agent, raw_nats, tmp_path):
@@ -110,12 +114,8 @@ def test_no_history_on_the_seed_is_fed_011_and_not_an_error(module_seed, make_ag
 
 
 def test_history_older_than_max_age_is_not_replayed(tmp_path_factory, nats_server_bin, _seed_secret_cache, make_agent, raw_nats, tmp_path):  # noqa: E501
-    s = make_seed(
-        tmp_path_factory.mktemp("seed"), nats_server_bin, _seed_secret_cache,
-        history={"max_age": "10s", "max_bytes": "8MiB"},
-    )  # fmt: skip
-    try:
-        history.ensure_stream(s.spec, timeout=30)
+    root = tmp_path_factory.mktemp("seed")
+    with _seed_with_history(root, nats_server_bin, _seed_secret_cache, "10s", "8MiB") as s:
         url = s.url_for("monitor")
         member = load_identity(tmp_path / "member")
         raw = raw_nats(url)
@@ -126,9 +126,6 @@ def test_history_older_than_max_age_is_not_replayed(tmp_path_factory, nats_serve
         wait_for(lambda: (st := a.status()["catchUp"]) and st["lastCompletedAt"], what="catch-up done")
         ids = sorted(k[1] for k in _stored(a))
         assert ids == [f"global-task-{n:012x}" for n in range(5, 8)]
-    finally:
-        with contextlib.suppress(Exception):
-            s.stop()
 
 
 def test_status_api_and_privacy_tab_say_the_seeds_keep_history(history_seed, agent_factory, tmp_path):
