@@ -310,7 +310,10 @@ class _Reader:
                 )
         return node.value
 
-    def string(self, m: dict, key: str, name: str, default=None, *, pattern=None, what: str = "") -> Any:
+    def string(
+        self, m: dict, key: str, name: str, default: Any = None, *, pattern: re.Pattern[str] | None = None,
+        what: str = "",
+    ) -> Any:
         node = m.get(key)
         if node is None or node.value is None:
             if default is _REQUIRED:
@@ -322,7 +325,7 @@ class _Reader:
             raise self.fail(node, _join(name, key), f"{node.value!r} is not {what}")
         return node.value
 
-    def integer(self, m: dict, key: str, name: str, default, lo: int, hi: int) -> Any:
+    def integer(self, m: dict, key: str, name: str, default: Any, lo: int, hi: int) -> Any:
         node = m.get(key)
         if node is None or node.value is None:
             if default is _REQUIRED:

@@ -19,11 +19,13 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import psutil
 
 _PR_SET_PDEATHSIG = 1
+T = TypeVar("T")
 
 
 class ChildError(Exception):
@@ -127,7 +129,7 @@ class Child:
 
     # ---- ready ----
 
-    def wait_ready(self, probe: Callable[[], object], timeout: float, what: str = "", interval: float = 0.1):
+    def wait_ready(self, probe: Callable[[], T | None], timeout: float, what: str = "", interval: float = 0.1) -> T:
         """Call `probe` until it returns something truthy (returned); ChildError if the child exits
         first or `timeout` passes (`what` describes what was awaited)."""
         deadline = time.monotonic() + timeout
