@@ -629,11 +629,14 @@ class FederationClient:
     async def _watch_seed(self, nc: nats.NATS) -> None:
         """Leave a silent seed within seconds: a cut link or a vanished host sends no FIN, and
         nats-py's own PING would notice only after a minute."""
-        seen = nc.stats["in_msgs"]
+        seen, heard = nc.stats["in_msgs"], time.monotonic()
         while True:
-            await asyncio.sleep(SILENCE_S)
+            await asyncio.sleep(SILENCE_S / 4)
+            now = time.monotonic()
             if nc.stats["in_msgs"] != seen or not nc.is_connected or self.state not in CONNECTED_STATES:
-                seen = nc.stats["in_msgs"]
+                seen, heard = nc.stats["in_msgs"], now
+                continue
+            if now - heard < SILENCE_S:
                 continue
             conn = nc.stats["reconnects"]
             try:
@@ -646,7 +649,7 @@ class FederationClient:
                         SILENCE_S + PROBE_TIMEOUT_S,
                     )
                     await nc.force_reconnect()
-            seen = nc.stats["in_msgs"]
+            seen, heard = nc.stats["in_msgs"], time.monotonic()
 
     async def _watch_credentials(self, nc: nats.NATS) -> None:
         """Renewal without downtime: present a renewed user JWT as soon as its file is in place."""
