@@ -53,8 +53,10 @@ def _task(node_id: str, n: int) -> bytes:
     return json.dumps(msg, separators=(",", ":")).encode()
 
 
-async def _publish_hole(url: str, members, per_member: int, base: int) -> None:
-    nc = await nats.connect(url)
+async def publish_hole(url, members, per_member: int, base: int, **connect) -> None:
+    """`per_member` signed task events of each member (taskType wasm: countable apart from live
+    traffic), straight into the seeds while the agent is away; `connect`: nats-py auth options."""
+    nc = await nats.connect(url, **connect)
     try:
         for i, m in enumerate(members):
             for k in range(per_member):
@@ -120,7 +122,7 @@ def main() -> None:
             agent.store.flush()
             before = agent.store.query_federation_tasks(1)[1]
             agent.stop()
-            asyncio.run(_publish_hole(urls[0], members, per_member, base=rnd * 10_000))
+            asyncio.run(publish_hole(urls[0], members, per_member, base=rnd * 10_000))
             agent = Agent(load_config(env))
             t0 = time.monotonic()
             agent.start()

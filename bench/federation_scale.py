@@ -4,6 +4,7 @@
     python bench/federation_scale.py --quick         # N = 10, 100; short windows; no faults
     python bench/federation_scale.py --n 1000 --duration 60
     python bench/federation_scale.py --n 1000 --auth password   # the bcrypt baseline (slow failover)
+    python bench/federation_scale.py --n 100,1000 --fanout --catch-up --no-faults   # issue 16 figures
 
 Everything is real: three nats-server processes clustered from one generated spec (seed
 lifecycle code), two `monitor-agent run` processes (gunicorn) with federation on, and N
@@ -20,12 +21,23 @@ connection), agent RSS and CPU, publish->WebSocket p50/p99 latency and /api/fede
 correctness. At the largest N (>= 1000, or --faults) it then stops one seed (clients must fail
 over within 10 s; the cluster must re-mesh when it returns) and kill -9s one agent mid-ingest
 (its database must pass PRAGMA integrity_check and it must resume).
+
+--fanout: every simulated node also receives the whole feed, as an agent does: one lightweight
+subscriber per node (a raw NATS connection subscribed to `tbfed.v1.>` that only counts bytes),
+so the seeds' egress is the real N² (docs/capacity.md). Adds seed egress bytes/s (/varz out_bytes,
+routes included), the per-subscriber inbound and what the subscribers got vs what was sent,
+and at the end the fit egress = c · N².
+--catch-up: the seeds keep a history (spec `history:`, replicas 3); per N, agent B is stopped,
+a 10-minute hole of the N nodes' task events (600 s · 2 events per --task-interval per node) is
+published into the seeds, and B is started again: seconds until it stored all of them
+(bench/catch_up.py's hole publisher; live traffic continues meanwhile).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import math
@@ -86,7 +98,7 @@ def log(msg: str) -> None:
 # ---------------------------------------------------------------- the seed cluster
 
 
-def cluster_spec(root: Path, auth: str = "nkey") -> dict:
+def cluster_spec(root: Path, auth: str = "nkey", history: bool = False) -> dict:
     servers = []
     for i in (1, 2, 3):
         servers.append(
@@ -99,7 +111,9 @@ def cluster_spec(root: Path, auth: str = "nkey") -> dict:
                 "monitor_port": os_port(),
             }
         )
+    extra = {"history": {"max_age": "24h", "max_bytes": "2GiB", "replicas": "auto"}} if history else {}
     return {
+        **extra,
         "name": "tbfed-bench",
         "cluster": {"name": "tbfed-bench-seeds"},
         "system_account": SYSTEM_ACCOUNT,
@@ -303,6 +317,80 @@ class SimNode:
                 await self.nc.close()
 
 
+class FeedListener(asyncio.Protocol):
+    """What an agent's subscription costs the seed, without an agent: a raw NATS client connection
+    subscribed to `tbfed.v1.>` that counts the bytes it is sent and answers the server's PINGs."""
+
+    def __init__(self, auth: dict, ready: asyncio.Future):
+        self.auth, self.ready = auth, ready
+        self.transport: asyncio.Transport | None = None
+        self.bytes = 0
+        self.buf = b""
+        self.connected = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def _connect_line(self, info: dict) -> bytes:
+        opts = {"verbose": False, "pedantic": False, "name": "bench-feed", "lang": "python", "version": "0",
+                "protocol": 1, "headers": True, "no_responders": True}  # fmt: skip
+        if "nkeys_seed" in self.auth:
+            import nkeys
+
+            with open(self.auth["nkeys_seed"], "rb") as f:
+                kp = nkeys.from_seed(f.read().strip())
+            opts["nkey"] = kp.public_key.decode()
+            opts["sig"] = base64.urlsafe_b64encode(kp.sign(info["nonce"].encode())).decode().rstrip("=")
+        else:
+            opts["user"], opts["pass"] = self.auth["user"], self.auth["password"]
+        return b"CONNECT " + json.dumps(opts).encode() + b"\r\nSUB tbfed.v1.> 1\r\nPING\r\n"
+
+    def data_received(self, data: bytes) -> None:
+        self.bytes += len(data)
+        if not self.connected:
+            self.buf += data
+            if b"\r\n" not in self.buf:
+                return
+            line, _, rest = self.buf.partition(b"\r\n")
+            if line.startswith(b"INFO "):
+                self.transport.write(self._connect_line(json.loads(line[5:])))
+                self.buf = rest
+            if b"PONG" in self.buf:
+                self.connected, self.buf = True, b""
+                if not self.ready.done():
+                    self.ready.set_result(True)
+            elif b"-ERR" in self.buf and not self.ready.done():
+                self.ready.set_exception(RuntimeError(self.buf.decode(errors="replace")[:200]))
+            return
+        if b"PING\r\n" in data:  # a payload that contains it costs one spare PONG: harmless
+            self.transport.write(b"PONG\r\n")
+
+    def connection_lost(self, exc) -> None:
+        self.connected = False
+        if not self.ready.done():
+            self.ready.set_exception(exc or ConnectionError("closed"))
+
+
+async def open_listeners(n: int, urls: list[str], auth: dict) -> list[tuple[asyncio.Transport, FeedListener]]:
+    loop = asyncio.get_running_loop()
+    out = []
+    sem = asyncio.Semaphore(CONNECT_CONCURRENCY * 4)
+
+    async def one(i: int):
+        url = urls[i % len(urls)].removeprefix("nats://")
+        host, port = url.rsplit(":", 1)
+        async with sem:
+            ready = loop.create_future()
+            transport, proto = await loop.create_connection(
+                lambda: FeedListener(auth, ready), host, int(port)
+            )
+            await asyncio.wait_for(ready, 60)
+            out.append((transport, proto))
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return out
+
+
 # ---------------------------------------------------------------- observers
 
 
@@ -435,13 +523,18 @@ class Bench:
 
     def start_cluster(self) -> None:
         path = self.root / "seed.yaml"
-        path.write_text(yaml.safe_dump(cluster_spec(self.root, self.args.auth), sort_keys=False))
+        data = cluster_spec(self.root, self.args.auth, history=self.args.catch_up)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
         self.spec = load_spec(path)
         all_hashes(self.spec)  # every user's credentials exist (nkey seeds, bcrypt hashes) before start
         t0 = time.monotonic()
         lifecycle.up(self.spec, timeout=30)
         log(f"3-node seed cluster up in {time.monotonic() - t0:.1f}s: {', '.join(self.spec.client_urls)}")
         self.wait_mesh(30)
+        if self.args.catch_up:
+            from seed import history
+
+            log(history.describe(history.ensure_stream(self.spec, timeout=60), self.spec))
 
     def sim_auth(self) -> dict:
         """nats-py auth options of the simulated nodes: the same monitor user as the real agents."""
@@ -528,6 +621,11 @@ class Bench:
         t0 = time.monotonic()
         await asyncio.gather(*(connect(nd) for nd in nodes))
         log(f"N={n}: {n} connections in {time.monotonic() - t0:.1f}s")
+        listeners: list = []
+        if self.args.fanout:
+            t0 = time.monotonic()
+            listeners = await open_listeners(n, self.spec.client_urls, self.sim_auth())
+            log(f"N={n}: {n} feed subscribers in {time.monotonic() - t0:.1f}s")
         stop = asyncio.Event()
         lives = [asyncio.create_task(nd.life(stop)) for nd in nodes]
         observers = [WsObserver(a.label, a.url, shared) for a in self.agents]
@@ -560,6 +658,8 @@ class Bench:
             None, lambda: [agent_snapshot(a, self.spec.servers) for a in self.agents]
         )
         pub0 = dict(shared.published)
+        pub_bytes0 = shared.published_bytes
+        feed0 = sum(pr.bytes for _, pr in listeners)
         seed_cpu: list[float] = []
         seed_mem: list[int] = []
         t_start = time.monotonic()
@@ -573,6 +673,8 @@ class Bench:
             None, lambda: [agent_snapshot(a, self.spec.servers) for a in self.agents]
         )
         pub1 = dict(shared.published)
+        pub_bytes1 = shared.published_bytes
+        feed1 = sum(pr.bytes for _, pr in listeners)
         window = a1[0].at - a0[0].at
         peers_end = await loop.run_in_executor(None, lambda: [peers_check(a, node_ids) for a in self.agents])
 
@@ -589,6 +691,14 @@ class Bench:
             "cluster_out_msgs_per_s": round(
                 sum(v1[s]["out_msgs"] - v0[s]["out_msgs"] for s in v1 if s in v0) / window, 1
             ),
+            "seed_egress_kb_per_s": round(
+                sum(v1[s]["out_bytes"] - v0[s]["out_bytes"] for s in v1 if s in v0) / window / 1024, 1
+            ),
+            "seed_ingress_kb_per_s": round(
+                sum(v1[s]["in_bytes"] - v0[s]["in_bytes"] for s in v1 if s in v0) / window / 1024, 1
+            ),
+            "published_payload_b_per_node_s": round((pub_bytes1 - pub_bytes0) / window / n, 2),
+            "seed_cpu_samples": seed_cpu,
             "peers_all_online_after_s": None if peers_ok_after is None else round(peers_ok_after, 1),
             "sim_disconnects": shared.disconnect_count,
             "sim_errors": dict(shared.errors),
@@ -608,6 +718,12 @@ class Bench:
                 "peers_online": online,
             }
 
+        if listeners:
+            row["fanout"] = {
+                "subscribers": len(listeners),
+                "subscribers_connected_at_end": sum(1 for _, pr in listeners if pr.connected),
+                "per_subscriber_inbound_kb_per_s": round((feed1 - feed0) / window / len(listeners) / 1024, 2),
+            }
         # Loss and latency of the steady window (before any fault): let in-flight events land first.
         await asyncio.sleep(3)
         sent_steady = set(shared.task_sent)
@@ -621,6 +737,13 @@ class Bench:
                     "ws_p99_ms": None if not lat else round(pct(lat, 0.99), 1),
                 }
             )
+
+        if self.args.catch_up:
+            try:
+                row["catch_up"] = await self.catch_up_run(n, nodes, loop)
+            except Exception as exc:
+                log(f"catch-up aborted: {exc!r}")
+                row["catch_up_error"] = repr(exc)
 
         if faults:
             try:
@@ -641,10 +764,64 @@ class Bench:
                 )
         for o in observers:
             o.stop()
+        for transport, _ in listeners:
+            transport.close()
         await asyncio.gather(*(nd.close() for nd in nodes), return_exceptions=True)
         for o in observers:
             o.join(5)
         return row
+
+    # -- catch-up (spec history:) --
+
+    def hole_rows(self, agent: AgentProcess) -> int:
+        """Rows of the hole's events in the agent's database (taskType wasm: the simulated nodes' own
+        tasks are js)."""
+        con = sqlite3.connect(f"file:{agent.db_path}?mode=ro", uri=True, timeout=10)
+        try:
+            return con.execute("SELECT COUNT(*) FROM federation_tasks WHERE task_type = 'wasm'").fetchone()[0]
+        finally:
+            con.close()
+
+    async def catch_up_run(self, n: int, nodes: list[SimNode], loop) -> dict:
+        """Agent B away while a 10-minute hole of the N nodes' task events reaches the seeds; then
+        back: seconds until it stored every one of them (live traffic goes on meanwhile)."""
+        from catch_up import publish_hole
+
+        agent = self.agents[1]
+        per_node = max(1, round(600 * 2 / self.args.task_interval))  # received + completed per task
+        events = per_node * n
+        await loop.run_in_executor(None, agent.stop)
+        before = await loop.run_in_executor(None, self.hole_rows, agent)
+        t0 = time.monotonic()
+        await publish_hole(
+            self.spec.client_urls[0],
+            [nd.identity for nd in nodes],
+            per_node,
+            base=n * 1_000_000,
+            **self.sim_auth(),
+        )
+        published_s = time.monotonic() - t0
+        t1 = time.monotonic()
+        await loop.run_in_executor(None, agent.start)
+        await loop.run_in_executor(None, agent.wait_ready, 120)
+        connected_s = time.monotonic() - t1
+        done_s = None
+        while time.monotonic() - t1 < 900:
+            got = await loop.run_in_executor(None, self.hole_rows, agent)
+            if got - before >= events:
+                done_s = time.monotonic() - t1
+                break
+            await asyncio.sleep(0.5)
+        out = {
+            "hole_events": events,
+            "publish_s": round(published_s, 1),
+            "agent_connected_after_s": round(connected_s, 1),
+            "all_stored_after_s": None if done_s is None else round(done_s, 1),
+            "stored": got - before,
+            "events_per_s": None if not done_s else round(events / (done_s - connected_s)),
+        }
+        log(f"N={n}: catch-up {out}")
+        return out
 
     # -- faults (at the largest N) --
 
@@ -739,6 +916,14 @@ class Bench:
 # ---------------------------------------------------------------- report
 
 
+def egress_fit(results: list[dict]) -> float | None:
+    """c of egress = c · N² (bytes/s), least squares through the origin over the runs with fan-out."""
+    pts = [(r["n"], r["seed_egress_kb_per_s"] * 1024) for r in results if r.get("fanout")]
+    if not pts:
+        return None
+    return sum(e * n * n for n, e in pts) / sum(n**4 for n, _ in pts)
+
+
 def markdown(results: list[dict], args) -> str:
     lines = [
         "| N | publish msg/s | cluster in/out msg/s | seed CPU % (sum of 3) | seed mem MB (sum) |"
@@ -773,6 +958,29 @@ def markdown(results: list[dict], args) -> str:
                 f" {k['rows_after_kill']} rows intact; ready again {k['ready_after_restart_s']} s after restart,"
                 f" storing new tasks after {k['storing_again_after_s']} s ({k['rows_later']} rows later)",
             ]
+    if any("seed_egress_kb_per_s" in r for r in results):
+        lines += [
+            "",
+            "| N | seed egress KB/s (3 seeds) | model c·N² KB/s | seed CPU % (sum of 3) | per-subscriber inbound KB/s |"
+            " agent A inbound KB/s | agent A CPU % core | 10-min hole: events | stored after s (from restart) |"
+            " catch-up events/s |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        c = egress_fit(results)
+        for r in results:
+            fan, cu, a = r.get("fanout") or {}, r.get("catch_up") or {}, r["agents"].get("A", {})
+            lines.append(
+                f"| {r['n']} | {r['seed_egress_kb_per_s']} | {round(c * r['n'] ** 2 / 1024, 1) if c else '-'} |"
+                f" {r['seed_cpu_pct_sum']} | {fan.get('per_subscriber_inbound_kb_per_s', '-')} |"
+                f" {a.get('inbound_kb_per_s')} | {a.get('cpu_pct_of_core')} | {cu.get('hole_events', '-')} |"
+                f" {cu.get('all_stored_after_s', '-')} | {cu.get('events_per_s', '-')} |"
+            )
+        if c:
+            lines += [
+                "",
+                f"Fit: seed egress = c · N² with c = {c:.1f} B/s (least squares through 0 over N ="
+                f" {', '.join(str(r['n']) for r in results)}).",
+            ]
     lines += [
         "",
         f"Monitor user auth: {args.auth}. Task interval per node: {args.task_interval} s (mean);"
@@ -790,6 +998,8 @@ def main() -> None:
     ap.add_argument("--task-interval", type=float, default=60.0, help="mean seconds between tasks per node")
     ap.add_argument("--faults", action="store_true", help="run the faults at the largest N even if < 1000")
     ap.add_argument("--no-faults", action="store_true", help="skip the faults")
+    ap.add_argument("--fanout", action="store_true", help="every node also receives the feed (N² egress)")
+    ap.add_argument("--catch-up", action="store_true", help="history on the seeds; a 10-minute hole per N")
     ap.add_argument("--keep", action="store_true", help="keep the state dir (logs, databases) at the end")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
     ap.add_argument(
