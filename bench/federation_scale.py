@@ -793,16 +793,20 @@ class Bench:
         await loop.run_in_executor(None, agent.stop)
         before = await loop.run_in_executor(None, self.hole_rows, agent)
         t0 = time.monotonic()
-        await publish_hole(
-            self.spec.client_urls[0],
-            [nd.identity for nd in nodes],
-            per_node,
-            base=n * 1_000_000,
-            **self.sim_auth(),
+        members = [nd.identity for nd in nodes]
+        # On a thread with its own loop: this loop is busy with N nodes and N subscribers, and the
+        # seed gives a new connection 2 s to authenticate.
+        await loop.run_in_executor(
+            None,
+            lambda: asyncio.run(
+                publish_hole(
+                    self.spec.client_urls[0], members, per_node, base=n * 1_000_000, **self.sim_auth()
+                )
+            ),
         )
         published_s = time.monotonic() - t0
         t1 = time.monotonic()
-        await loop.run_in_executor(None, agent.start)
+        agent.start()  # on this thread: the agent dies with the thread that started it (PDEATHSIG)
         await loop.run_in_executor(None, agent.wait_ready, 120)
         connected_s = time.monotonic() - t1
         done_s = None
