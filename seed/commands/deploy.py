@@ -129,6 +129,19 @@ def command(
         fail(str(exc))
     if result.ok and playbook == "rotate-credentials" and not check:
         click.echo(_deploy.finish_route_rotation(spec) if routes else _deploy.finish_rotation(spec, old_user))
+    if result.ok and playbook == "seed" and spec.history is not None and not check:
+        # Spec `history:`: the task-event stream exists with the spec's limits (as `seedctl up/reload`).
+        from .. import history
+
+        if limit:
+            click.echo("history: stream not checked (--limit): run `seedctl reload` once every seed has JetStream")
+        else:
+            try:
+                state = history.ensure_stream(spec)
+            except history.HistoryError as exc:
+                fail(str(exc))
+            if state is not None:
+                click.echo(history.describe(state, spec))
     if result.ok and playbook == "seed" and spec.auth.operator and not check:
         from .. import enroll  # operator mode: the seeds get the current account JWTs (revocations)
 
