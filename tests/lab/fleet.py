@@ -215,7 +215,9 @@ class Fleet:
         urls = [self.client_url(n) for n in self.seeds]
         receivers = {f"via-{self.seeds[i]}": urls[i:] + urls[:i] for i in (1, 2)}
         agents = {n: self.agent_url(n) for n in self.monitors}
-        return Traffic(urls, receivers, user, user_password(spec, u, create=False), rate, agents)
+        mon = next(u for u in effective_users(spec) if u.name == "monitor")
+        return Traffic(urls, receivers, user, user_password(spec, u, create=False), rate, agents,
+                       agent_auth={"user": "monitor", "password": user_password(spec, mon, create=False)})
 
     def monitor(self, host: str, path: str, timeout: float = 5) -> dict | None:
         """A seed's monitoring endpoint as JSON, read on the host itself (it listens on loopback

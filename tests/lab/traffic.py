@@ -14,6 +14,7 @@ import httpx
 import nats
 
 SUBJECT = "lab.traffic.tasks"  # outside tbfed.v1: the agents never see this traffic
+AGENT_TASKS = "tbfed.v1.task.>"  # the agents' own task events, counted by (nodeId, taskId, status)
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Report:
     resent: int  # events published again because no flush confirmed them
     max_gap_s: dict[str, float]  # per receiver: longest silence between two events
     agent_states: dict[str, list[str]] = field(default_factory=dict)
+    agent_events: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # nodeId -> {(taskId, status)}
 
     def summary(self) -> str:
         gaps = ", ".join(f"{k} {v:.2f} s" for k, v in self.max_gap_s.items())
@@ -36,10 +38,12 @@ class Traffic:
     """`rate` events/s published through `pub_urls`; receivers each on their own seed order."""
 
     def __init__(self, pub_urls: list[str], receivers: dict[str, list[str]], user: str, password: str,
-                 rate: float = 20.0, agents: dict[str, str] | None = None):
+                 rate: float = 20.0, agents: dict[str, str] | None = None, agent_auth: dict | None = None):
         self.pub_urls, self.receivers, self.rate = pub_urls, receivers, rate
         self.auth = {"user": user, "password": password}
         self.agents = agents or {}
+        self.agent_auth = agent_auth
+        self.agent_events: dict[str, set[tuple[str, str]]] = {}
         self.published: list[str] = []
         self.seen: dict[str, dict[str, float]] = {name: {} for name in receivers}
         self.dups = 0
@@ -84,6 +88,16 @@ class Traffic:
             await nc.subscribe(SUBJECT, cb=on_msg)
             await nc.flush()
             conns.append(nc)
+            if self.agent_auth:  # the agents' events, on each receiver's seed order too
+                anc = await nats.connect(**{**self._opts(urls), **self.agent_auth})
+
+                async def on_agent(msg):
+                    m = json.loads(msg.data)
+                    self.agent_events.setdefault(m["nodeId"], set()).add((m["taskId"], m["status"]))
+
+                await anc.subscribe(AGENT_TASKS, cb=on_agent)
+                await anc.flush()
+                conns.append(anc)
         pub = await nats.connect(**self._opts(self.pub_urls))
         self._ready.set()
         # At least once: every half second a flush (PING/PONG) confirms what the server took; what
@@ -159,4 +173,5 @@ class Traffic:
             resent=self.resent,
             max_gap_s=dict(self.gaps),
             agent_states=self.states,
+            agent_events={k: set(v) for k, v in self.agent_events.items()},
         )
