@@ -28,12 +28,13 @@ def _meshed(fleet) -> bool:
 
 def test_rolling_restart_under_traffic_loses_nothing(monitors):
     fleet = monitors
+    local = {n: _local_total(fleet, n) for n in fleet.monitors}
     with fleet.traffic() as traffic:
         with fleet.node_activity(fleet.monitors) as written:  # the agents publish events of their own
             time.sleep(2)
             r = fleet.seedctl("deploy", "--playbook", "rolling-restart")
             time.sleep(2)
-        time.sleep(5)  # the agents' last events on their way
+        time.sleep(10)  # the agents' last events on their way
     rep = traffic.report()
     assert r.returncode == 0, r.stdout[-3000:]
     assert rep.published >= 200 and rep.lost == [], rep.summary()
@@ -45,7 +46,8 @@ def test_rolling_restart_under_traffic_loses_nothing(monitors):
     for host, tids in written.items():
         got = {t for t, status in rep.agent_events.get(_node_id(fleet, host), set()) if status == "received"}
         counted[host] = f"{len(got)} of {len(tids)}"
-        assert tids and len(got) == len(tids), (host, counted)
+        assert tids and len(got) == len(tids), (host, counted, "new local tasks", _local_total(fleet, host) - local[host],
+                                                _published_metrics(fleet, host))
     print(f"rolling restart: {rep.summary()}; agents' own events at the receivers {counted}; "
           f"agent states {rep.agent_states}")
 
@@ -143,6 +145,15 @@ def _agents_delivered_everything(fleet, written: dict[str, list[str]], since: st
             assert len(rows) == len(tids) == len({t["taskId"] for t in rows}), (src, dst, len(rows), len(tids))
             out[f"{src}->{dst}"] = f"{len(rows)} of {len(tids)}"
     return out
+
+
+def _local_total(fleet, name) -> int:
+    return httpx.get(fleet.agent_url(name) + "/api/tasks?limit=1", timeout=10).json()["total"]
+
+
+def _published_metrics(fleet, name) -> list[str]:
+    text = httpx.get(fleet.agent_url(name) + "/metrics", timeout=10).text
+    return [ln for ln in text.splitlines() if ln.startswith(("federation_published", "federation_outbound"))]
 
 
 def _tasks(fleet, name) -> list[dict]:
