@@ -106,9 +106,21 @@ def seed_servers_vars(
     return out
 
 
-def monitor_vars(spec: Spec, user: str = MONITOR_USER) -> dict:
+def monitor_user(spec: Spec) -> UserSpec | None:
+    """Whose credentials the monitors get: user `monitor`, or, once a rotation replaced it
+    (`--playbook rotate-credentials --new-user NAME`), the one monitor user left. Without this a
+    `--playbook monitor` run after a rotation found no `monitor` and took the agents' credentials
+    away."""
+    named = users.find(spec, MONITOR_USER)
+    if named is not None:
+        return named
+    monitors = [u for u in users.effective_users(spec) if u.role == "monitor"]
+    return monitors[0] if len(monitors) == 1 else None
+
+
+def monitor_vars(spec: Spec, user: str | None = None) -> dict:
     """What the monitor_agent role needs from the spec: seed URLs and the monitor credentials."""
-    found = users.find(spec, user)
+    found = monitor_user(spec) if user is None else users.find(spec, user)
     out: dict = {"monitor_agent_seed_urls": list(spec.client_urls)}
     if found is not None:
         out["monitor_agent_credentials"] = users.credentials_text(spec, found)  # user:password or nkey seed
@@ -244,9 +256,12 @@ def _task_name(ev: dict) -> str:
 def failure_message(res: dict) -> str:
     """The useful words of a failed result: msg, then the command's own stderr/stdout."""
     parts = []
-    msg = res.get("msg")
-    if msg:
-        parts.append(str(msg).strip())
+    msg = str(res.get("msg") or "").strip()
+    if res.get("attempts"):
+        # An `until` that never held (a health gate): its last "OK (123 bytes)" says nothing.
+        parts.append(f"gave up after {res['attempts']} tries" + (f": {msg}" if msg and not msg.startswith("OK") else ""))
+    elif msg:
+        parts.append(msg)
     for key in ("stderr", "stdout", "module_stderr"):
         text = str(res.get(key) or "").strip()
         if text and text not in parts:

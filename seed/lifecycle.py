@@ -133,6 +133,7 @@ def running_pid(spec: Spec, name: str, state_dir: Path | None = None) -> int | N
 
 def restart_facts(spec: Spec, server: ServerSpec) -> dict[str, str | None]:
     """Settings nats-server cannot change on reload (server/reload.go), as comparable strings."""
+    js = render.jetstream_context(spec, server)
     return {
         "server name": server.name,
         "client listen": f"{server.host}:{server.client_port}",
@@ -144,6 +145,10 @@ def restart_facts(spec: Spec, server: ServerSpec) -> dict[str, str | None]:
         "websocket": None,
         # nats-server cannot reload to or from an account resolver (static <-> operator mode).
         "account resolver": spec.auth.resolver if spec.auth.operator else None,
+        # Spec `history:` (JetStream): nats-server refuses another store directory or a lower store
+        # limit on reload; turning history on or off and raising the limit reload (restart_changes).
+        "jetstream store": js["store_dir"] if js else None,
+        "jetstream max store": str(js["max_file_store"]) if js else None,
     }
 
 
@@ -152,8 +157,13 @@ def restart_changes(old: dict, new: dict) -> list[str]:
     out = []
     for key, value in new.items():
         before = old.get(key)
-        if before != value:
-            out.append(f"{key} {before or 'none'} -> {value or 'none'}")
+        if before == value:
+            continue
+        if key.startswith("jetstream ") and (before is None or value is None):
+            continue  # history turned on or off: JetStream is enabled or disabled by a reload
+        if key == "jetstream max store" and int(value) > int(before):
+            continue  # a higher store limit reloads; only a lower one needs a restart
+        out.append(f"{key} {before or 'none'} -> {value or 'none'}")
     return out
 
 

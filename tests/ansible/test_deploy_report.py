@@ -130,6 +130,16 @@ def test_rotation_keeps_the_old_users_way_of_authenticating(seed_factory, tmp_pa
     assert out["monitor_agent_credentials"].startswith("monitor-2:")
 
 
+def test_after_a_rotation_the_monitor_playbook_hands_out_the_new_users_credentials(seed_factory):
+    """Rotation done and `monitor` dropped from the spec as seedctl says: a later `--playbook
+    monitor` must give the agents the new user's credentials, not take theirs away."""
+    handle = seed_factory(start=False)
+    deploy.rotation_vars(handle.spec, "monitor", "monitor-2", 60, create=True)
+    spec = handle.rewrite(users=[u for u in handle.data["users"] if u["name"] != "monitor"])
+    deploy.finish_rotation(spec, "monitor")
+    assert deploy.deploy_vars(spec)["monitor_agent_credentials"].startswith("monitor-2:")
+
+
 def test_an_unreachable_host_is_one_line_with_the_ssh_error_not_the_known_hosts_chatter():
     lines: list[str] = []
     r = deploy.Reporter(lines.append)

@@ -222,7 +222,8 @@ class Fleet:
     def monitor(self, host: str, path: str, timeout: float = 5) -> dict | None:
         """A seed's monitoring endpoint as JSON, read on the host itself (it listens on loopback
         only); None when it does not answer."""
-        r = self.lab.ssh(host, f"curl -sf -m {timeout:g} http://127.0.0.1:{MONITOR_PORT}{path}",
+        port = next(s["monitor_port"] for s in self.data["servers"] if s["name"] == host)  # a test may move it
+        r = self.lab.ssh(host, f"curl -sf -m {timeout:g} http://127.0.0.1:{port}{path}",
                          check=False, timeout=timeout + 15)
         try:
             return json.loads(r.stdout) if r.returncode == 0 else None

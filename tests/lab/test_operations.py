@@ -169,3 +169,59 @@ def _state(fleet, name, timeout: float = 2):
 
 def _stored_ids(fleet, name) -> list[tuple]:
     return [(t["taskId"], t["status"], t["sourceNode"]) for t in _tasks(fleet, name)]
+
+
+ROTATED_USER = "monitor-rotated"
+
+
+def test_rotate_credentials_under_traffic_loses_nothing_and_the_old_ones_are_refused(monitors):
+    """`rotate-credentials.yml` end to end: the seeds accept old + new monitor user, the agents get
+    the new credentials and reconnect with them, the old user is dropped; meanwhile 20 events/s
+    flow with none lost, and afterwards the old credentials are refused by a seed."""
+    import asyncio
+
+    import nats
+
+    from seed.users import effective_users, user_password
+
+    fleet = monitors
+    old = next(u for u in effective_users(fleet.spec) if u.name == "monitor")
+    old_password = user_password(fleet.spec, old, create=False)
+    new_user = ROTATED_USER
+    agents = {fleet.lab.host(n).address: n for n in fleet.monitors}
+    with fleet.traffic() as traffic:
+        time.sleep(2)
+        r = fleet.seedctl("deploy", "--playbook", "rotate-credentials", "--new-user", new_user, "--grace-period", "3",
+                          timeout=900)
+        # The agents are back on the new user (each seed's /connz names who authenticated).
+        wait_for(lambda: _agent_users(fleet, agents) == dict.fromkeys(fleet.monitors, new_user), timeout=60,
+                 what="agents connected as the new monitor user")
+        time.sleep(2)
+    rep = traffic.report()
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "rotation done: the seeds no longer accept monitor" in r.stdout
+    # What seedctl asks of the operator, so that later deploys do not bring the old user back.
+    fleet.rewrite(users=[u for u in fleet.data["users"] if u["name"] != "monitor"])
+    assert rep.published >= 200 and rep.lost == [], rep.summary()
+    for name, states in rep.agent_states.items():
+        assert "ERROR" not in states and states[-1] == "CONNECTED", (name, states)
+
+    async def connect_as_old():
+        nc = await nats.connect(fleet.client_url("lab1"), user="monitor", password=old_password,
+                                allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=5)
+        await nc.close()
+
+    with pytest.raises(Exception, match="(?i)authorization violation"):
+        asyncio.run(connect_as_old())
+    print(f"rotate-credentials: {rep.summary()}; agent states {rep.agent_states}")
+
+
+def _agent_users(fleet, agents: dict[str, str]) -> dict[str, str]:
+    """agent host -> the user its seed connection authenticated as (from the seeds' /connz)."""
+    found = {}
+    for name in fleet.seeds:
+        conns = (fleet.monitor(name, "/connz?auth=true", timeout=2) or {}).get("connections") or []
+        for c in conns:
+            if c.get("ip") in agents:
+                found[agents[c["ip"]]] = c.get("authorized_user")
+    return found

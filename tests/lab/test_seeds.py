@@ -137,3 +137,73 @@ def test_unreachable_host_or_wrong_key_stops_before_any_seed_changes(seeds, tmp_
     finally:
         fleet.inventory.write_text(good)
         fleet.rewrite(limits=limits)
+
+
+def test_restarts_go_one_seed_at_a_time_and_a_failed_gate_stops_the_run(seeds):
+    """rolling-restart.yml, then a change nats-server cannot reload (the monitoring port: see
+    seed.lifecycle.restart_facts) applied by `seedctl deploy --playbook seed`: one seed at a time,
+    each healthy with a full route mesh before the next. Where lab2 fails its health gate, the run
+    stops there naming lab2 in one line, and lab3 is not touched; the next run finishes the job."""
+    import yaml
+
+    fleet, lab = seeds, seeds.lab
+    conf = "/etc/nats-seed/nats-server.conf"
+    pids = {n: fleet.main_pid(n) for n in fleet.seeds}
+    old_port = fleet.data["servers"][0]["monitor_port"]
+    new_port = old_port + 1
+
+    def run_with_lab2_giving_up_quickly(playbook: str):
+        inv = yaml.safe_load(fleet.inventory.read_text())
+        inv["all"]["hosts"]["lab2"]["nats_seed_check_retries"] = 4  # gives up in ~1 s, not 15 s
+        fleet.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+        try:
+            return fleet.seedctl("deploy", "--playbook", playbook)
+        finally:
+            fleet.write()
+
+    def only_failure_is_lab2(r, what: str) -> None:
+        assert r.returncode == 2, r.stdout[-3000:]
+        failed = [ln for ln in r.stdout.splitlines() if re.match(r"\s+FAILED\s+lab\d", ln)]
+        assert len(failed) == 1 and " lab2 " in failed[0] and what in failed[0], failed or r.stdout[-3000:]
+        assert "gave up after 4 tries" in failed[0], failed[0]
+
+    # 1. rolling-restart: lab2's config was hand-edited to another monitoring port, so after its
+    #    restart its /healthz never answers where the spec says.
+    lab.ssh("lab2", f"sed -i 's/:{old_port}\"/:{old_port + 77}\"/' {conf}")
+    r = run_with_lab2_giving_up_quickly("rolling-restart")
+    only_failure_is_lab2(r, "Wait for /healthz ok")
+    after_rolling = {n: fleet.main_pid(n) for n in fleet.seeds}
+    assert after_rolling["lab1"] != pids["lab1"] and after_rolling["lab3"] == pids["lab3"], (pids, after_rolling)
+
+    # 2. The restart-only change, with lab2's new monitoring port taken by another program.
+    addr2 = lab.host("lab2").address
+    lab.ssh("lab2", "mkdir -p /run/squat && systemd-run --quiet --unit=squat python3 -m http.server "
+                    f"--directory /run/squat --bind {addr2} {new_port}")
+    try:
+        fleet.rewrite(servers=[dict(s, monitor_port=new_port) for s in fleet.data["servers"]])
+        r = run_with_lab2_giving_up_quickly("seed")
+    finally:
+        lab.ssh("lab2", "systemctl stop squat", check=False)
+    only_failure_is_lab2(r, "Wait for /healthz ok")
+    assert "restart required: monitoring listen" in r.stdout
+    assert fleet.main_pid("lab1") != after_rolling["lab1"]
+    assert fleet.main_pid("lab3") == pids["lab3"], "lab3 was restarted although lab2 failed its gate"
+    addr3 = lab.host("lab3").address  # lab3 still runs its old config, on the old port
+    assert httpx.get(f"http://{addr3}:{old_port}/healthz", timeout=5).status_code == 200
+
+    # 3. The next run finishes: lab2, then lab3 — lab3 only once lab2 is healthy and meshed.
+    r = fleet.seedctl("deploy", "--playbook", "seed")
+    assert r.returncode == 0, r.stdout[-3000:]
+    lines = r.stdout.splitlines()
+
+    def at(host: str, status: str, task: str) -> int:
+        return next(i for i, ln in enumerate(lines) if ln.split()[:2] == [status, host] and ln.rstrip().endswith(task))
+
+    assert at("lab2", "ok", "Wait for a route to every other cluster member") < at(
+        "lab3", "changed", "Restart the nats-server unit (ExecStop drains in lame-duck mode)"), r.stdout[-3000:]
+    ts = {n: fleet.unit_show(n, "ActiveEnterTimestampMonotonic", "ActiveExitTimestampMonotonic") for n in ("lab2", "lab3")}
+    assert int(ts["lab3"]["ActiveExitTimestampMonotonic"]) > int(ts["lab2"]["ActiveEnterTimestampMonotonic"]), ts
+    for name in fleet.seeds:
+        assert fleet.main_pid(name) != pids[name]
+        routes = httpx.get(fleet.monitor_url(name) + "/routez", timeout=5).json()["routes"]
+        assert {x["remote_name"] for x in routes} == set(fleet.seeds) - {name}

@@ -27,11 +27,13 @@ class Report:
     max_gap_s: dict[str, float]  # per receiver: longest silence between two events
     agent_states: dict[str, list[str]] = field(default_factory=dict)
     agent_events: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # nodeId -> {(taskId, status)}
+    agent_gap_s: dict[str, float] = field(default_factory=dict)  # per agent: longest time not CONNECTED
 
     def summary(self) -> str:
         gaps = ", ".join(f"{k} {v:.2f} s" for k, v in self.max_gap_s.items())
+        agents = "".join(f", agent {k} not connected for {v:.1f} s at most" for k, v in self.agent_gap_s.items())
         return (f"published {self.published}, received {self.received}, lost {len(self.lost)}, "
-                f"re-sent {self.resent}, duplicates {self.duplicates}, longest gap {gaps}")
+                f"re-sent {self.resent}, duplicates {self.duplicates}, longest gap {gaps}{agents}")
 
 
 class Traffic:
@@ -50,6 +52,7 @@ class Traffic:
         self.resent = 0
         self.gaps: dict[str, float] = dict.fromkeys(receivers, 0.0)
         self.states: dict[str, list[str]] = {name: [] for name in self.agents}
+        self.agent_gaps: dict[str, float] = dict.fromkeys(self.agents, 0.0)
         self._stop = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -137,16 +140,27 @@ class Traffic:
         return True
 
     def _watch_agents(self):
+        away: dict[str, float | None] = dict.fromkeys(self.agents)  # since when not CONNECTED
         with httpx.Client(timeout=2) as client:
             while not self._stop.is_set():
                 for name, url in self.agents.items():
                     try:
                         state = client.get(url + "/api/federation/status").json()["state"]
                     except (httpx.HTTPError, ValueError, KeyError):
-                        state = "UNANSWERED"
+                        state = "UNANSWERED"  # e.g. the agent restarting onto new credentials
+                    now = time.monotonic()
+                    if state == "CONNECTED":
+                        if away[name] is not None:
+                            self.agent_gaps[name] = max(self.agent_gaps[name], now - away[name])
+                        away[name] = None
+                    elif away[name] is None:
+                        away[name] = now
                     if not self.states[name] or self.states[name][-1] != state:
                         self.states[name].append(state)
                 time.sleep(0.2)
+            for name, since in away.items():  # still away at the end
+                if since is not None:
+                    self.agent_gaps[name] = max(self.agent_gaps[name], time.monotonic() - since)
 
     def __enter__(self) -> Traffic:
         for t in self._threads:
@@ -174,4 +188,5 @@ class Traffic:
             max_gap_s=dict(self.gaps),
             agent_states=self.states,
             agent_events={k: set(v) for k, v in self.agent_events.items()},
+            agent_gap_s=dict(self.agent_gaps),
         )

@@ -90,7 +90,7 @@ def test_wheel_ships_the_ansible_content_without_symlinks(wheel):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         symlinks = [i.filename for i in zf.infolist() if (i.external_attr >> 16) & 0o170000 == 0o120000]
-    for path in ("seed.yml", "monitor.yml", "rolling-restart.yml", "rotate-credentials.yml",
+    for path in ("seed.yml", "monitor.yml", "rolling-restart.yml", "rotate-credentials.yml", "restart-pending.yml",
                  "inventory.example.yml", ".ansible-lint", "roles/nats_seed/tasks/config.yml",
                  "roles/nats_seed/filter_plugins/nats_seed.py", "roles/monitor_agent/tasks/main.yml"):  # fmt: skip
         assert f"seed/ansible/{path}" in names, path

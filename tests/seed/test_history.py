@@ -7,13 +7,17 @@ JetStream anywhere), and a real nats-server where `seedctl`'s stream keeps task 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import time
 
+import httpx
 import nats
 import pytest
 
 from monitor_agent.protocol import history_read_permissions, history_stream
-from seed import history, natsbin, render, users
+from seed import history, lifecycle, natsbin, render, users
 from seed.spec import SpecError, load_spec
 
 BASE = """\
@@ -158,3 +162,33 @@ def test_operator_mode_with_history_is_refused_at_validation_with_one_line_sayin
     assert "auth.mode operator" in lines[0] and "JetStream" in lines[0]
     assert "remove history:" in lines[0] and "auth.mode static" in lines[0]
     assert not (tmp_path / "rendered").exists()
+
+
+def test_a_lower_store_limit_is_a_restart_a_higher_one_reloads(seed_factory):
+    """nats-server refuses a lower JetStream store limit on reload (server/reload.go: "decreasing
+    jetstream max memory and store"), so `seedctl reload` (and the role: the same rule) calls it
+    a restart instead of sending a reload that would silently keep the old limit; a higher limit
+    reloads."""
+    s = seed_factory(history={"max_age": "1h", "max_bytes": "64MiB"})
+    pid = s.pid()
+    live = lifecycle.conf_path(s.spec, "seed-1", s.state_dir)
+    varz = lambda: httpx.get(s.monitor_urls[0] + "/varz", timeout=3).json()  # noqa: E731
+    before = varz()
+    # The premise, on the real server: the lower limit sent by SIGHUP is refused, nothing changes.
+    lower = {"max_age": "1h", "max_bytes": "32MiB"}
+    original = live.read_text()
+    live.write_text(render.render_server(s.rewrite(history=lower), s.spec.server("seed-1")))
+    os.kill(pid, signal.SIGHUP)
+    time.sleep(1)
+    after = varz()
+    assert (after["config_digest"], after["jetstream"]["config"]["max_storage"]) == (
+        before["config_digest"], before["jetstream"]["config"]["max_storage"])
+    live.write_text(original)
+    # So seedctl says restart, and leaves the server alone.
+    with pytest.raises(lifecycle.RestartRequired, match="jetstream max store"):
+        s.reload()
+    assert s.pid() == pid
+    s.rewrite(history={"max_age": "1h", "max_bytes": "128MiB"})
+    [result] = s.reload()
+    assert result.changed and s.pid() == pid
+    assert varz()["jetstream"]["config"]["max_storage"] > before["jetstream"]["config"]["max_storage"]
