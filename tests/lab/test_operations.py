@@ -174,6 +174,9 @@ def _stored_ids(fleet, name) -> list[tuple]:
 ROTATED_USER = "monitor-rotated"
 
 
+ROTATED_USER = "monitor-rotated"
+
+
 def test_rotate_credentials_under_traffic_loses_nothing_and_the_old_ones_are_refused(monitors):
     """`rotate-credentials.yml` end to end: the seeds accept old + new monitor user, the agents get
     the new credentials and reconnect with them, the old user is dropped; meanwhile 20 events/s

@@ -157,7 +157,7 @@ def test_restarts_go_one_seed_at_a_time_and_a_failed_gate_stops_the_run(seeds):
         inv["all"]["hosts"]["lab2"]["nats_seed_check_retries"] = 4  # gives up in ~1 s, not 15 s
         fleet.inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
         try:
-            return fleet.seedctl("deploy", "--playbook", playbook)
+            return fleet.seedctl("deploy", "--playbook", playbook, timeout=900)
         finally:
             fleet.write()
 
@@ -192,7 +192,7 @@ def test_restarts_go_one_seed_at_a_time_and_a_failed_gate_stops_the_run(seeds):
     assert httpx.get(f"http://{addr3}:{old_port}/healthz", timeout=5).status_code == 200
 
     # 3. The next run finishes: lab2, then lab3 — lab3 only once lab2 is healthy and meshed.
-    r = fleet.seedctl("deploy", "--playbook", "seed")
+    r = fleet.seedctl("deploy", "--playbook", "seed", timeout=900)
     assert r.returncode == 0, r.stdout[-3000:]
     lines = r.stdout.splitlines()
 
