@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -156,7 +157,7 @@ def restart_changes(old: dict, new: dict) -> list[str]:
     """Human descriptions of differing restart facts, e.g. `client listen 127.0.0.1:4222 -> 127.0.0.1:4223`."""
     out = []
     for key, value in new.items():
-        before = old.get(key)
+        before: Any = old.get(key)  # applied.json as written (a None here is skipped below)
         if before == value:
             continue
         if key.startswith("jetstream ") and (before is None or value is None):
