@@ -133,9 +133,14 @@ def _host_port(host: str, port: int) -> str:
 
 
 def context(
-    spec: Spec, server: ServerSpec, hashes: dict[str, str] | None = None, route_pw: str | None = None
+    spec: Spec,
+    server: ServerSpec,
+    hashes: dict[str, str] | None = None,
+    route_pw: str | None = None,
+    store_dir: str | None = None,
 ) -> dict:
-    """Everything the template reads, as plain data (`route_pw`: another route password)."""
+    """Everything the template reads, as plain data (`route_pw`: another route password;
+    `store_dir`: another JetStream store directory, see `jetstream_context`)."""
     users = config_users(spec)
     if hashes is None:
         hashes = {u.name: user_hash(spec, u) for u in users}
@@ -178,7 +183,7 @@ def context(
             "federation_max_connections": federation_max_connections(spec),
         },
         "tls": tls,
-        "jetstream": jetstream_context(spec, server),
+        "jetstream": jetstream_context(spec, server, store_dir),
         "cluster": cluster,
         "system_account": spec.system_account,
         "operator": enroll.render_context(spec, server),
@@ -188,22 +193,27 @@ def context(
     }
 
 
-def jetstream_context(spec: Spec, server: ServerSpec) -> dict | None:
-    """The template's `jetstream` block (spec `history:` only): store under the state dir, limits."""
+def jetstream_context(spec: Spec, server: ServerSpec, store_dir: str | None = None) -> dict | None:
+    """The template's `jetstream` block (spec `history:` only): store under the state dir, limits.
+
+    `store_dir`: the directory a host really uses instead (the Ansible role renders its own,
+    `nats_seed_jetstream_dir`); the drift check passes the one the running server reports."""
     h = spec.history
     if h is None:
         return None
     return {
-        "store_dir": str(spec.state_dir / server.name / JETSTREAM_DIR),
+        "store_dir": store_dir or str(spec.state_dir / server.name / JETSTREAM_DIR),
         # The stream's own max_bytes discards old events first; the server limit leaves headroom.
         "max_file_store": h.max_bytes + h.max_bytes // 4,
         "max_memory_store": JETSTREAM_MAX_MEMORY,
     }
 
 
-def render_server(spec: Spec, server: ServerSpec, hashes: dict[str, str] | None = None) -> str:
-    """The nats-server config text of one server."""
-    return _env().get_template(TEMPLATE).render(**context(spec, server, hashes))
+def render_server(
+    spec: Spec, server: ServerSpec, hashes: dict[str, str] | None = None, store_dir: str | None = None
+) -> str:
+    """The nats-server config text of one server (`store_dir`: see `jetstream_context`)."""
+    return _env().get_template(TEMPLATE).render(**context(spec, server, hashes, store_dir=store_dir))
 
 
 def render_all(spec: Spec, out_dir: Path | None = None, names: list[str] | None = None) -> dict[str, Path]:

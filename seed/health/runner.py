@@ -24,7 +24,7 @@ from .checks import (
     stream_detail,
     uptime_seconds,
 )
-from .drift import DigestOracle, Expected
+from .drift import DigestOracle, Expected, configured_store_dir
 from .sample import Sample, collect, counters
 from .status import CheckResult, Status, worst
 from .units import parse_time
@@ -164,7 +164,7 @@ async def check_servers(
     memory = memory or {}
     via = sysreq.choose_via(spec, names, via)
     digest_task = None
-    if oracle is not None:
+    if oracle is not None and spec.history is None:  # else: after sampling, see below
         digest_task = asyncio.create_task(asyncio.to_thread(oracle.expected, spec))
     jsz_account = HISTORY_ACCOUNT if spec.history is not None else None
     try:
@@ -184,6 +184,11 @@ async def check_servers(
                 if own_http:
                     await http.aclose()
         digests: dict[str, Expected] = await digest_task if digest_task else {}
+        if oracle is not None and spec.history is not None:
+            # The JetStream store directory is the host's (the Ansible role's own), not the
+            # spec's: expect the one each server runs with, as far as it says.
+            store_dirs = {smp.name: d for smp in samples if (d := configured_store_dir(smp.varz))}
+            digests = await asyncio.to_thread(oracle.expected, spec, store_dirs)
     finally:
         if digest_task is not None and not digest_task.done():
             digest_task.cancel()

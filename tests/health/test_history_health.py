@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from monitor_agent.protocol import history_stream
-from seed import history
+from seed import history, lifecycle, render, secrets
 from seed.cli import cli
 from seed.health import DigestOracle, Status, run_health
 from seed.health.checks import HISTORY_CHECK_NAMES
@@ -99,6 +99,45 @@ def test_history_checks_over_http_and_nats_and_storage_thresholds(seed_factory):
     )
     assert text.exit_code == 0, text.output  # thresholds from the command line
     assert "seed-1_history=" in text.output.splitlines()[0]  # Nagios perfdata
+
+
+def _drift(reports) -> list[tuple[str, str]]:
+    return [(r.check("config_drift").status.name, r.check("config_drift").reason) for r in reports]
+
+
+def test_ansible_deployed_history_seed_has_no_drift_until_the_spec_changes(seed_factory, tmp_path):
+    """The Ansible role renders the spec's config with the host's own JetStream store directory
+    (nats_seed_jetstream_dir, default <nats_seed_state_dir>/jetstream), not the controller's
+    state_dir: that alone is no drift; a changed spec setting still is."""
+    s = seed_factory(start=False, history={"max_age": "1h", "max_bytes": "1MiB"})
+    server = s.spec.servers[0]
+    host_state = tmp_path / "host" / "var" / "lib" / "nats-seed"
+    conf = tmp_path / "host" / "etc" / "nats-seed" / "nats-server.conf"
+    conf.parent.mkdir(parents=True)
+    host_state.mkdir(parents=True)
+    text = render.render_server(s.spec, server, store_dir=str(host_state / "jetstream"))
+    assert text != render.render_server(s.spec, server)  # what `seedctl render` gives on the controller
+    secrets.write_private(conf, text)
+    with (tmp_path / "nats-server.log").open("wb") as log:
+        proc = subprocess.Popen([s.binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: lifecycle.healthz(server), timeout=20, what="the Ansible-style seed's /healthz")
+        history.ensure_stream(s.spec, timeout=20)
+        oracle = DigestOracle()
+        via_http, via_nats = _both(s.spec, oracle)
+        assert _drift(via_http) == _drift(via_nats) == [("OK", "running config matches the spec")]
+        assert {v for _, _, v in _verdicts(via_http)} == {"OK"}, via_http[0].failing
+        out = CliRunner().invoke(cli, ["health", "--spec", str(s.spec_path), "--stateless", "--via", "nats"])
+        assert out.exit_code == 0, out.output
+
+        # A real drift: the spec's limit changed, the running config still has the old one.
+        s.rewrite(limits={**s.data["limits"], "max_payload": 512 * 1024})
+        via_http, via_nats = _both(s.spec, oracle)
+        for status, reason in _drift(via_http) + _drift(via_nats):
+            assert status == "WARNING" and "run `seedctl reload`" in reason, reason
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_without_history_no_new_checks_and_no_history_metrics(seed):
