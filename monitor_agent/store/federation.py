@@ -31,8 +31,8 @@ class FederationRows:
     stats: FederationStats
     feed: FeedCache
 
-    def _federation_filter(self, chain_id: int | None, since: Any) -> tuple[str, list, int]:
-        """WHERE clause, its parameters and the matching total for the global feed's filters."""
+    def _federation_filter(self, chain_id: int | None, since: Any) -> tuple[str, list]:
+        """WHERE clause and its parameters for the global feed's filters."""
         clauses: list[str] = []
         params: list[Any] = []
         if chain_id is not None:
@@ -42,25 +42,27 @@ class FederationRows:
         if since_ms is not None:
             clauses.append("received_at > ?")
             params.append(since_ms)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        if since_ms is not None:
-            total = (
+        return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def _federation_total(self, where: str, params: list, chain_id: int | None, since: Any) -> int:
+        """Rows matching the filters. Read after the page: the writer counts rows before it commits
+        them, so the total covers every row the page could show (never "14 of 12")."""
+        if to_ms(since) is not None:
+            return int(
                 self.engine.reader()
                 .execute(f"SELECT COUNT(*) FROM federation_tasks {where}", params)  # noqa: S608 - fixed clauses, values bound
                 .fetchone()[0]
             )
-        elif chain_id is not None:
+        if chain_id is not None:
             with self.stats.lock:
-                total = self.stats.chain_totals.get(int(chain_id), 0)
-        else:
-            total = self.stats.total
-        return where, params, total
+                return self.stats.chain_totals.get(int(chain_id), 0)
+        return self.stats.total
 
     def query_federation_tasks(
         self, limit: int = 100, chain_id: int | None = None, since: Any = None
     ) -> tuple[list[FederationTaskRow], int]:
         """Newest first; `total` counts every row matching the filters (PROTOCOL.md §6)."""
-        where, params, total = self._federation_filter(chain_id, since)
+        where, params = self._federation_filter(chain_id, since)
         rows = (
             self.engine.reader()
             .execute(
@@ -70,7 +72,7 @@ class FederationRows:
             )
             .fetchall()
         )
-        return [FederationTaskRow(*r) for r in rows], total
+        return [FederationTaskRow(*r) for r in rows], self._federation_total(where, params, chain_id, since)
 
     def query_federation_tasks_json(
         self,
@@ -93,7 +95,7 @@ class FederationRows:
         generation, hit = self.feed.get(key)
         if hit is not None:
             return hit
-        where, params, total = self._federation_filter(chain_id, since)
+        where, params = self._federation_filter(chain_id, since)
         pairs = ", ".join(f"'{k}', {expr}" for k, expr in fields)
         (text,) = (
             self.engine.reader()
@@ -104,6 +106,7 @@ class FederationRows:
             )
             .fetchone()
         )
+        total = self._federation_total(where, params, chain_id, since)
         self.feed.put(key, generation, (text, total))
         return text, total
 

@@ -95,24 +95,25 @@ class FederationStats:
             if pinned and peer.pinned_key is not None:
                 self.key_nodes.setdefault(peer.pinned_key, node_id)
 
-    def count_stored(self, stored: list[tuple[FederationTaskRow, bool]]) -> None:
-        """Rows the writer just inserted (with whether each was its task's first event)."""
+    def count_stored(self, stored: list[tuple[FederationTaskRow, bool]], sign: int = 1) -> None:
+        """Rows the writer is inserting (with whether each was its task's first event); `sign` -1
+        undoes the count of an insert that did not commit."""
         if not stored:
             return
         with self.lock:
-            self.total += len(stored)
+            self.total += sign * len(stored)
             for row, first in stored:
-                self.chain_totals[row.chain_id] = self.chain_totals.get(row.chain_id, 0) + 1
+                self.chain_totals[row.chain_id] = self.chain_totals.get(row.chain_id, 0) + sign
                 completed = row.event == "task_completed"
                 exec_ms = row.execution_time_ms if completed and row.execution_time_ms is not None else None
                 self.window.add(
                     row.received_at // MINUTE_MS,
                     (
-                        int(first),
-                        int(completed),
-                        int(row.event == "task_failed"),
-                        exec_ms or 0,
-                        int(exec_ms is not None),
+                        sign * int(first),
+                        sign * int(completed),
+                        sign * int(row.event == "task_failed"),
+                        sign * (exec_ms or 0),
+                        sign * int(exec_ms is not None),
                     ),
                 )
 

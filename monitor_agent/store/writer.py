@@ -180,6 +180,7 @@ class BatchWriter:
         def write(conn: sqlite3.Connection) -> None:
             if counted[0]:  # a retry after evicting for space: undo the failed attempt's counts
                 stats.count_peer_tasks(stored, -1)
+                stats.count_stored(stored, -1)
             stored.clear()
             counted[0] = False
             for kind, item in batch:
@@ -205,7 +206,10 @@ class BatchWriter:
                 if inserted is not None:
                     stored.append((row, bool(inserted[0])))
             if stored or peer_ids:
+                # Counted before the commit: a reader that sees these rows reads a total that
+                # already holds them (it reads the total after the rows, `FederationQueries`).
                 stats.count_peer_tasks(stored)
+                stats.count_stored(stored)
                 counted[0] = True
                 with stats.lock:
                     peers = [stats.peers[n] for n in peer_ids if n in stats.peers]
@@ -236,12 +240,12 @@ class BatchWriter:
             except StoreError:
                 if counted[0]:
                     stats.count_peer_tasks(stored, -1)
+                    stats.count_stored(stored, -1)
                 raise
             task_rows = sum(1 for kind, _ in batch if kind == "task")
             self.duplicates += task_rows - len(stored)
             if stored:
-                stats.count_stored(stored)
-                self.feed.invalidate()  # after the counts: a page cached from now on has both
+                self.feed.invalidate()  # after the commit: a page cached from now on has the rows
         if stored and self.on_stored is not None:
             try:
                 self.on_stored([r for r, _ in stored])

