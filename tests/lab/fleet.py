@@ -41,6 +41,8 @@ with open(out, "w") as f:
         if t:
             line = (now - d.timedelta(seconds=300 * (1 - (t - first).total_seconds() / span))).strftime(fmt) + line[19:]
         f.write(line)
+    if lines and not lines[-1].endswith(chr(10)):
+        f.write(chr(10))  # the sample ends in a cut-off line: the next line appended starts its own
 """
 # Appends a task_created line (the node received a task) to today's node log every 1/rate s until
 # the stop file exists; prints each raw taskId written.

@@ -26,7 +26,8 @@ class Report:
     resent: int  # events published again because no flush confirmed them
     max_gap_s: dict[str, float]  # per receiver: longest silence between two events
     agent_states: dict[str, list[str]] = field(default_factory=dict)
-    agent_events: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # nodeId -> {(taskId, status)}
+    # nodeId -> {(taskId, status, timestamp)}: the agents' own task events as the receivers saw them
+    agent_events: dict[str, set[tuple[str, str, str]]] = field(default_factory=dict)
     agent_gap_s: dict[str, float] = field(default_factory=dict)  # per agent: longest time not CONNECTED
 
     def summary(self) -> str:
@@ -45,7 +46,7 @@ class Traffic:
         self.auth = {"user": user, "password": password}
         self.agents = agents or {}
         self.agent_auth = agent_auth
-        self.agent_events: dict[str, set[tuple[str, str]]] = {}
+        self.agent_events: dict[str, set[tuple[str, str, str]]] = {}
         self.published: list[str] = []
         self.seen: dict[str, dict[str, float]] = {name: {} for name in receivers}
         self.dups = 0
@@ -96,7 +97,7 @@ class Traffic:
 
                 async def on_agent(msg):
                     m = json.loads(msg.data)
-                    self.agent_events.setdefault(m["nodeId"], set()).add((m["taskId"], m["status"]))
+                    self.agent_events.setdefault(m["nodeId"], set()).add((m["taskId"], m["status"], m["timestamp"]))
 
                 await anc.subscribe(AGENT_TASKS, cb=on_agent)
                 await anc.flush()
