@@ -16,3 +16,24 @@ pytest_plugins = [
     "tests.plugins.containers",
     "tests.plugins.lab",
 ]
+
+import pytest  # noqa: E402
+
+# Parallel runs (pytest-xdist, `--dist loadgroup` in pyproject's addopts): a module's tests stay
+# together on one worker (module-scoped fixtures start once), and the tests that share one costly
+# session resource run on one worker each: the fleet lab (one lab per session) and the podman
+# images and Engine API (one build per session).
+_SHARED_SESSION = {
+    "lab": {"lab", "fleet", "seeds", "monitors"},
+    "containers": {"podman", "base_image", "agent_image", "engine_api"},
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        names = set(getattr(item, "fixturenames", ()))
+        group = next((g for g, fx in _SHARED_SESSION.items() if names & fx), None)
+        item.add_marker(pytest.mark.xdist_group(group or item.nodeid.split("::", 1)[0]))
