@@ -87,13 +87,18 @@ def test_seed_cut_off_20s_agents_fail_over_within_5s_and_cluster_remeshes(monito
 def test_partition_seed1_from_seed2_and_seed3(monitors, healed):
     """{lab1} | {lab2, lab3}: the routes across break, each side keeps serving its own clients;
     after healing the mesh is whole again. Core NATS has no quorum: nothing is refused on
-    either side, messages simply do not cross while the partition lasts."""
+    either side, messages simply do not cross while the partition lasts. The history stream
+    (JetStream R3) does: only the majority side stores task events meanwhile."""
     fleet = monitors
     fleet.lab.partition(["lab1"], ["lab2", "lab3"])
     wait_for(lambda: _routes(fleet, "lab1") == set() and _routes(fleet, "lab2") == {"lab3"},
              timeout=90, what="routes across the partition dropped")
     for name in fleet.seeds:  # every seed still serves
-        assert fleet.monitor(name, "/healthz") == {"status": "ok"}, name
+        assert fleet.monitor(name, "/healthz?js-enabled-only=true") == {"status": "ok"}, name
+    # With `history:` the side without a JetStream quorum says so: plain /healthz fails (503) on
+    # lab1 (its stream replica cannot be current), while lab2 and lab3 keep the stream going.
+    wait_for(lambda: fleet.monitor("lab1", "/healthz") is None, timeout=30,
+             what="lab1 /healthz reporting JetStream cut off from its quorum")
     fleet.lab.heal()
     wait_for(lambda: _meshed(fleet), timeout=90, what="full route mesh after healing")
 
