@@ -214,13 +214,16 @@ class Fleet:
         from tests.lab.traffic import Traffic
 
         spec = self.spec
-        u = next(u for u in effective_users(spec) if u.name == user)
+        users = effective_users(spec)
+        u = next((u for u in users if u.name == user), None) or next(
+            u for u in users if user == "monitor" and u.role == "monitor" and u.auth == "password")
         urls = [self.client_url(n) for n in self.seeds]
         receivers = {f"via-{self.seeds[i]}": urls[i:] + urls[:i] for i in (1, 2)}
         agents = {n: self.agent_url(n) for n in self.monitors}
-        mon = next(u for u in effective_users(spec) if u.name == "monitor")
+        # The monitor user the agents have now (`monitor`, or its successor after a rotation).
+        mon = next(u for u in effective_users(spec) if u.role == "monitor" and u.auth == "password")
         return Traffic(urls, receivers, user, user_password(spec, u, create=False), rate, agents,
-                       agent_auth={"user": "monitor", "password": user_password(spec, mon, create=False)},
+                       agent_auth={"user": mon.name, "password": user_password(spec, mon, create=False)},
                        member=member)
 
     def monitor(self, host: str, path: str, timeout: float = 5) -> dict | None:
