@@ -121,6 +121,8 @@ def spec_data(lab: Lab, seeds: list[str]) -> dict:
         # Seeds ping clients and routes every 5 s (default 20): a partition or a dead agent is
         # noticed in 10-15 s instead of 40-60 s, which is what the lab's fault tests wait for.
         "limits": {"lame_duck_duration_s": 30, "lame_duck_grace_period_s": 1, "ping_interval_s": 5},
+        # The seeds keep the task events (JetStream R3): an agent cut off catches up (issue 16).
+        "history": {"max_age": "1h", "max_bytes": "64MiB", "replicas": "auto"},
         "secrets_dir": "secrets",
         "state_dir": "state",
         "rendered_dir": "rendered",
@@ -207,19 +209,24 @@ class Fleet:
     def client_url(self, host: str) -> str:
         return f"nats://{self.lab.host(host).address}:{CLIENT_PORT}"
 
-    def traffic(self, rate: float = 20.0, user: str = "admin"):
-        """Live traffic: published via the seeds in spec order, received via lab2 and via lab3."""
+    def traffic(self, rate: float = 20.0, user: str = "admin", member=None):
+        """Live traffic: published via the seeds in spec order, received via lab2 and via lab3.
+        With `member` (a monitor_agent Identity): signed federation task events the agents store."""
         from seed.users import effective_users, user_password
         from tests.lab.traffic import Traffic
 
         spec = self.spec
-        u = next(u for u in effective_users(spec) if u.name == user)
+        users = effective_users(spec)
+        u = next((u for u in users if u.name == user), None) or next(
+            u for u in users if user == "monitor" and u.role == "monitor" and u.auth == "password")
         urls = [self.client_url(n) for n in self.seeds]
         receivers = {f"via-{self.seeds[i]}": urls[i:] + urls[:i] for i in (1, 2)}
         agents = {n: self.agent_url(n) for n in self.monitors}
-        mon = next(u for u in effective_users(spec) if u.name == "monitor")
+        # The monitor user the agents have now (`monitor`, or its successor after a rotation).
+        mon = next(u for u in effective_users(spec) if u.role == "monitor" and u.auth == "password")
         return Traffic(urls, receivers, user, user_password(spec, u, create=False), rate, agents,
-                       agent_auth={"user": "monitor", "password": user_password(spec, mon, create=False)})
+                       agent_auth={"user": mon.name, "password": user_password(spec, mon, create=False)},
+                       member=member)
 
     def monitor(self, host: str, path: str, timeout: float = 5) -> dict | None:
         """A seed's monitoring endpoint as JSON, read on the host itself (it listens on loopback

@@ -93,13 +93,18 @@ def test_seed_cut_off_20s_agents_fail_over_within_5s_and_cluster_remeshes(monito
 def test_partition_seed1_from_seed2_and_seed3(monitors, healed):
     """{lab1} | {lab2, lab3}: the routes across break, each side keeps serving its own clients;
     after healing the mesh is whole again. Core NATS has no quorum: nothing is refused on
-    either side, messages simply do not cross while the partition lasts."""
+    either side, messages simply do not cross while the partition lasts. The history stream
+    (JetStream R3) does: only the majority side stores task events meanwhile."""
     fleet = monitors
     fleet.lab.partition(["lab1"], ["lab2", "lab3"])
     wait_for(lambda: _routes(fleet, "lab1") == set() and _routes(fleet, "lab2") == {"lab3"},
              timeout=90, what="routes across the partition dropped")
     for name in fleet.seeds:  # every seed still serves
-        assert fleet.monitor(name, "/healthz") == {"status": "ok"}, name
+        assert fleet.monitor(name, "/healthz?js-enabled-only=true") == {"status": "ok"}, name
+    # With `history:` the side without a JetStream quorum says so: plain /healthz fails (503) on
+    # lab1 (its stream replica cannot be current), while lab2 and lab3 keep the stream going.
+    wait_for(lambda: fleet.monitor("lab1", "/healthz") is None, timeout=30,
+             what="lab1 /healthz reporting JetStream cut off from its quorum")
     fleet.lab.heal()
     wait_for(lambda: _meshed(fleet), timeout=90, what="full route mesh after healing")
 
@@ -177,7 +182,37 @@ def _stored_ids(fleet, name) -> list[tuple]:
     return [(t["taskId"], t["status"], t["sourceNode"]) for t in _tasks(fleet, name)]
 
 
-ROTATED_USER = "monitor-rotated"
+def test_agent_host_cut_off_60s_under_live_traffic_ends_with_every_event_stored(monitors, healed, tmp_path):
+    """Issue 16: with `history:` the seeds keep the task events (JetStream R3), so an agent host
+    cut off for 60 s while a member publishes stores every event of the outage: on the same TCP
+    connection if it survived the cut, else read back from the history on reconnect (catch-up)."""
+    from monitor_agent.identity import load_identity
+
+    fleet = monitors
+    member = load_identity(tmp_path / "member")
+    with fleet.traffic(rate=5, user="monitor", member=member) as traffic:
+        time.sleep(3)
+        fleet.lab.cut("lab4")
+        time.sleep(60)
+        fleet.lab.heal()
+        time.sleep(1)
+    rep = traffic.report()
+    assert rep.lost == [], rep.summary()  # the receivers beside the seeds got everything
+    published = set(rep_ids := traffic.published)
+    assert len(rep_ids) >= 300
+
+    def stored(name):
+        return {t for t, _status, src in _stored_ids(fleet, name) if src == member.node_id}
+
+    got = wait_for(lambda: (s := stored("lab4")) >= published and s, timeout=60, interval=1,
+                   what="every event of the outage stored at lab4")
+    assert stored("lab5") >= published  # the agent that was never cut, for comparison
+    ids = [t for t in _stored_ids(fleet, "lab4") if t[2] == member.node_id]
+    assert len(ids) == len(set(ids)) == len(got), "an event stored twice"
+    status = httpx.get(fleet.agent_url("lab4") + "/api/federation/status", timeout=5).json()
+    assert status["catchUp"]["historyOffered"] is True, status["catchUp"]
+    print(f"cut lab4 60 s: {rep.summary()}; lab4 stored all {len(published)}; states "
+          f"{rep.agent_states.get('lab4')}; catchUp {status['catchUp']}")
 
 
 ROTATED_USER = "monitor-rotated"

@@ -1,6 +1,7 @@
 """Live traffic through the lab's seeds: a publisher at a steady rate, each event counted at a
 receiver by taskId, and a watch on the agents' federation state. All on this machine, talking
-only to lab addresses."""
+only to lab addresses. With a member identity the events are signed federation task events
+(the agents store them); without, they go to a subject the agents never see."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import httpx
 import nats
+
+from monitor_agent.protocol import KIND_TASK, subject_for
 
 SUBJECT = "lab.traffic.tasks"  # outside tbfed.v1: the agents never see this traffic
 AGENT_TASKS = "tbfed.v1.task.>"  # the agents' own task events, counted by (nodeId, taskId, status)
@@ -41,8 +45,11 @@ class Traffic:
     """`rate` events/s published through `pub_urls`; receivers each on their own seed order."""
 
     def __init__(self, pub_urls: list[str], receivers: dict[str, list[str]], user: str, password: str,
-                 rate: float = 20.0, agents: dict[str, str] | None = None, agent_auth: dict | None = None):
+                 rate: float = 20.0, agents: dict[str, str] | None = None, agent_auth: dict | None = None,
+                 member=None):
         self.pub_urls, self.receivers, self.rate = pub_urls, receivers, rate
+        self.member = member  # monitor_agent.identity.Identity: signed tbfed.v1.task events
+        self.subject = subject_for(KIND_TASK, member.node_id) if member else SUBJECT
         self.auth = {"user": user, "password": password}
         self.agents = agents or {}
         self.agent_auth = agent_auth
@@ -89,7 +96,7 @@ class Traffic:
                     self.dups += 1
                 self.seen[name][tid] = now
 
-            await nc.subscribe(SUBJECT, cb=on_msg)
+            await nc.subscribe(self.subject, cb=on_msg)
             await nc.flush()
             conns.append(nc)
             if self.agent_auth:  # the agents' events, on each receiver's seed order too
@@ -109,10 +116,9 @@ class Traffic:
         unconfirmed: list[tuple[str, bytes]] = []
         n, t0 = 0, time.monotonic()
         while not self._stop.is_set():
-            tid = f"lab-{n:07d}"
-            data = json.dumps({"taskId": tid, "status": "completed"}).encode()
-            await pub.publish(SUBJECT, data)
-            unconfirmed.append((tid, data))
+            tid, data, headers = self._event(n)
+            await pub.publish(self.subject, data, headers=headers)
+            unconfirmed.append((tid, data, headers))
             self.published.append(tid)
             n += 1
             if n % max(1, int(self.rate / 2)) == 0:
@@ -125,6 +131,19 @@ class Traffic:
         for nc in [pub, *conns]:
             await nc.close()
 
+    def _event(self, n: int) -> tuple[str, bytes, dict | None]:
+        if self.member is None:
+            tid = f"lab-{n:07d}"
+            return tid, json.dumps({"taskId": tid, "status": "completed"}).encode(), None
+        tid = f"global-task-{n:012x}"
+        msg = {
+            "v": 1, "event": "task_completed", "nodeId": self.member.node_id, "taskId": tid, "chainId": 1,
+            "blockNumber": 18950234 + n, "taskType": "wasm", "status": "completed", "executionTimeMs": 245,
+            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }  # fmt: skip
+        data = json.dumps(msg, separators=(",", ":")).encode()
+        return tid, data, self.member.headers(data)
+
     async def _confirm(self, pub, unconfirmed) -> bool:
         try:
             await pub.flush(timeout=2)
@@ -133,8 +152,8 @@ class Traffic:
                 if pub.is_connected:
                     break
                 await asyncio.sleep(0.2)
-            for _tid, data in unconfirmed:
-                await pub.publish(SUBJECT, data)
+            for _tid, data, headers in unconfirmed:
+                await pub.publish(self.subject, data, headers=headers)
             self.resent += len(unconfirmed)
             return False
         unconfirmed.clear()
