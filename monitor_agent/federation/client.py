@@ -115,7 +115,9 @@ CREDENTIALS_POLL_S = 2.0
 # Catch-up (issue 16): start a little before the newest stored event (clock skew between seeds,
 # events published in the same second); dedupe and the store's UNIQUE key absorb the overlap.
 CATCH_UP_OVERLAP_S = 5.0
-CATCH_UP_IDLE_S = 3.0  # nothing more from the ordered consumer for this long: caught up
+CATCH_UP_IDLE_S = 3.0  # nothing at all from the ordered consumer for this long: ask if anything is pending
+CATCH_UP_STALL_S = 8.0  # events still pending but none for this long (a seed died): read on from a new consumer
+CATCH_UP_ATTEMPTS = 4  # consumers per catch-up before it stops with FED_012
 CATCH_UP_PROGRESS_EVERY = 200  # a `federation_catchup` WebSocket event every N events read
 
 
@@ -1129,12 +1131,17 @@ class FederationClient:
         js = nc.jetstream(timeout=CONNECT_TIMEOUT_S)
         self._js_refused = None
         try:
-            try:
-                info = await js.stream_info(stream)
-            except TimeoutError:
-                if self._js_refused is None:
-                    raise
-                raise NotFoundError from None  # not granted: this seed offers us no history
+            for attempt in range(CATCH_UP_ATTEMPTS):
+                try:
+                    info = await js.stream_info(stream)
+                    break
+                except TimeoutError:
+                    if self._js_refused is not None:
+                        raise NotFoundError from None  # not granted: this seed offers us no history
+                    if attempt == CATCH_UP_ATTEMPTS - 1:
+                        raise
+                    # No answer yet: right after a seed died the stream may be electing a leader.
+                    await asyncio.sleep(min(4.0, 0.5 * 2**attempt))
         except (NotFoundError, ServiceUnavailableError, nats.errors.NoRespondersError):
             # Informational, not lastError: a federation without `history:` is a normal setup.
             self.catch_up.update(historyOffered=False, code=FedCode.HISTORY_MISSING.value)
@@ -1179,32 +1186,33 @@ class FederationClient:
                 deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=datetime.fromtimestamp(start, UTC)
             )
         replay = self.pipeline.for_replay()
-        sub = None
+        position = [0]  # the stream sequence to read on from after a stall (0: from `config`)
         try:
-            if info.state.messages:
-                sub = await js.subscribe(
-                    history_subject(self.config.subject_prefix),
-                    stream=stream,
-                    ordered_consumer=True,
-                    config=config,
-                    pending_msgs_limit=200_000,
+            failure: Exception | None = None
+            for attempt in range(CATCH_UP_ATTEMPTS if info.state.messages else 0):
+                if position[0]:
+                    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=position[0])
+                try:
+                    if await self._read_history(js, stream, config, replay, position):
+                        break
+                    failure = TimeoutError(f"none delivered for {CATCH_UP_STALL_S:.0f} s")
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if self._js_refused:
+                        raise
+                    failure = exc
+                log.warning(
+                    "catch-up from %s stalled (%s; a seed gone?): reading on from stream sequence %s "
+                    "with a new consumer",
+                    stream,
+                    describe(failure),
+                    position[0] or "the start",
                 )
-                while True:
-                    try:
-                        msg = await sub.next_msg(timeout=CATCH_UP_IDLE_S)
-                    except TimeoutError:
-                        break
-                    meta = msg.metadata
-                    ts = meta.timestamp.timestamp() if meta.timestamp else time.time()
-                    ok = self._receive(replay, msg.subject, msg.data, msg.headers, ts, int(ts * 1000))
-                    c = self.catch_up
-                    c["read"] += 1
-                    c["accepted" if ok else "dropped"] += 1
-                    c["pending"] = int(meta.num_pending)
-                    if c["read"] % CATCH_UP_PROGRESS_EVERY == 0:
-                        self._catch_up_event()
-                    if meta.num_pending == 0:
-                        break
+                await asyncio.sleep(min(4.0, 0.5 * 2**attempt))
+            else:
+                if failure is not None:
+                    raise failure
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -1212,16 +1220,59 @@ class FederationClient:
             why = f"the seed refused {self._js_refused}" if self._js_refused else describe(exc)
             self.record_error(FedCode.HISTORY_REFUSED, f"catch-up from {stream} stopped: {why}")
         finally:
-            if sub is not None:
-                try:
-                    await sub.unsubscribe()
-                except Exception as exc:
-                    log.debug("catch-up unsubscribe: %s", describe(exc))
             self.catch_up["catchingUp"] = False
         self.catch_up["lastCompletedAt"] = rfc3339()
         c = self.catch_up
         log.info("catch-up from %s: %d read, %d accepted, %d dropped", stream, c["read"], c["accepted"], c["dropped"])
         self._catch_up_event()
+
+    async def _read_history(self, js: Any, stream: str, config: Any, replay: Any, position: list[int]) -> bool:
+        """One ordered consumer over the history: True once nothing is pending, False when it
+        stalled with events still pending (its seed died: nats-py's own consumer reset cannot
+        resume a by-start-time consumer). `position[0]` follows the next stream sequence to read."""
+        sub = await js.subscribe(
+            history_subject(self.config.subject_prefix),
+            stream=stream,
+            ordered_consumer=True,
+            config=config,
+            pending_msgs_limit=200_000,
+        )
+        c = self.catch_up
+        pending: int | None = None  # unknown until the first event (or the consumer's info)
+        progress = time.monotonic()
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=1.0)
+                except TimeoutError:
+                    idle = time.monotonic() - progress
+                    if pending is None and idle >= CATCH_UP_IDLE_S:
+                        try:  # nothing delivered at all: nothing to catch up, or a consumer gone?
+                            if (await sub.consumer_info()).num_pending == 0:
+                                return True
+                        except Exception as exc:
+                            log.debug("catch-up consumer info: %s", describe(exc))
+                    if idle >= CATCH_UP_STALL_S:
+                        return False
+                    continue
+                progress = time.monotonic()
+                meta = msg.metadata
+                ts = meta.timestamp.timestamp() if meta.timestamp else time.time()
+                ok = self._receive(replay, msg.subject, msg.data, msg.headers, ts, int(ts * 1000))
+                position[0] = int(meta.sequence.stream) + 1
+                pending = int(meta.num_pending)
+                c["read"] += 1
+                c["accepted" if ok else "dropped"] += 1
+                c["pending"] = pending
+                if c["read"] % CATCH_UP_PROGRESS_EVERY == 0:
+                    self._catch_up_event()
+                if pending == 0:
+                    return True
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception as exc:
+                log.debug("catch-up unsubscribe: %s", describe(exc))
 
     def _pinned_key(self, node_id: str) -> str | None:
         return self.store.pinned_key(node_id)
