@@ -19,7 +19,7 @@ pytest_plugins = [
 
 import pytest  # noqa: E402
 
-# Parallel runs (pytest-xdist, `--dist loadgroup` in pyproject's addopts): a module's tests stay
+# Parallel runs (pytest-xdist: `python -m pytest -n 2 --dist loadgroup`; CI runs serially): a module's tests stay
 # together on one worker (module-scoped fixtures start once), and the tests that share one costly
 # session resource run on one worker each: the fleet lab (one lab per session) and the podman
 # images and Engine API (one build per session).
