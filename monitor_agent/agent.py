@@ -101,6 +101,7 @@ class Agent:
         self._running = False
         self._ticker_stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._compare_seeder: threading.Thread | None = None
         self._last_stats: dict | None = None
 
     # ---- lifecycle ----
@@ -122,7 +123,8 @@ class Agent:
         self._ticker_stop.clear()
         self._ticker = threading.Thread(target=self._tick, name="agent-stats", daemon=True)
         self._ticker.start()
-        threading.Thread(target=self._seed_compare, name="agent-compare-seed", daemon=True).start()
+        self._compare_seeder = threading.Thread(target=self._seed_compare, name="agent-compare-seed", daemon=True)
+        self._compare_seeder.start()
         for source in list(self._sources):
             self._start_source(source)
 
@@ -142,6 +144,10 @@ class Agent:
             self._ticker.join(5)
         self.federation.stop()
         self._save_tasks_reported()
+        # The seeding thread reads the store: closing a connection under a running query crashes
+        # the process (seen as a segfault at shutdown), so it ends first (it stops between batches).
+        if self._compare_seeder is not None:
+            self._compare_seeder.join(10)
         self.store.close()
         self.bus.close_all("agent stopped")
         log.info("agent stopped")
@@ -313,7 +319,7 @@ class Agent:
 
     def _seed_compare(self) -> None:
         try:
-            self.compare.rebuild_federation(self.store, self._compare_mark)
+            self.compare.rebuild_federation(self.store, self._compare_mark, stop=self._ticker_stop)
         except StoreError as exc:
             log.warning("compare: could not read received tasks at start-up: %s", exc)
         except Exception:

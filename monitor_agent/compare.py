@@ -361,9 +361,12 @@ class Comparator:
                 self._own(chain_id, task_type).add(at, exec_ms, status == "failed")
         return len(rows)
 
-    def rebuild_federation(self, store: Store, up_to_id: int, now_ms: int | None = None) -> int:
+    def rebuild_federation(
+        self, store: Store, up_to_id: int, now_ms: int | None = None, stop: threading.Event | None = None
+    ) -> int:
         """Seed from the received terminal events with id <= `up_to_id` of the last 49 h, newest
-        first and at most REBUILD_MAX_ROWS; runs in a background thread (`seeding` meanwhile)."""
+        first and at most REBUILD_MAX_ROWS; runs in a background thread (`seeding` meanwhile)
+        until done or `stop` is set (the agent stopping: it closes the store after)."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         self.seeding = True
         t0 = time.perf_counter()
@@ -377,7 +380,7 @@ class Comparator:
             )
             while True:
                 batch = cursor.fetchmany(1000)
-                if not batch:
+                if not batch or (stop is not None and stop.is_set()):
                     break
                 with self._lock:
                     for node_id, chain_id, task_type, event, exec_ms, at in batch:
