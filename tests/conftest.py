@@ -29,7 +29,7 @@ _SHARED_SESSION = {
 }
 
 
-# The longest groups are handed out first, so neither worker is left alone with a long one at the
+# Under -n, the longest groups are handed out first, so neither worker is left alone with a long one at the
 # end: the lab (~7 min on a busy 2-core machine), the container images, then the Ansible modules.
 _FIRST = ("lab", "containers", "tests/ansible/")
 
@@ -51,4 +51,5 @@ def pytest_collection_modifyitems(config, items):
             groups[item] = marker.args[0]
         else:
             groups[item] = marker.args[0] if marker.args else marker.kwargs.get("name", "")
-    items.sort(key=lambda item: _rank(groups[item]))  # stable: a module's tests keep their order
+    if getattr(config.option, "numprocesses", None):  # only on workers: serial runs keep file order
+        items.sort(key=lambda item: _rank(groups[item]))  # stable: a module's tests keep their order
