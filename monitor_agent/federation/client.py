@@ -1202,6 +1202,8 @@ class FederationClient:
                     if self._js_refused:
                         raise
                     failure = exc
+                if attempt == CATCH_UP_ATTEMPTS - 1:
+                    raise failure
                 log.warning(
                     "catch-up from %s stalled (%s; a seed gone?): reading on from stream sequence %s "
                     "with a new consumer",
@@ -1210,9 +1212,6 @@ class FederationClient:
                     position[0] or "the start",
                 )
                 await asyncio.sleep(min(4.0, 0.5 * 2**attempt))
-            else:
-                if failure is not None:
-                    raise failure
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -177,10 +177,13 @@ class BatchWriter:
         counted = [False]
         stats = self.stats
 
+        def count(sign: int) -> None:
+            stats.count_peer_tasks(stored, sign)
+            stats.count_stored(stored, sign)
+
         def write(conn: sqlite3.Connection) -> None:
             if counted[0]:  # a retry after evicting for space: undo the failed attempt's counts
-                stats.count_peer_tasks(stored, -1)
-                stats.count_stored(stored, -1)
+                count(-1)
             stored.clear()
             counted[0] = False
             for kind, item in batch:
@@ -207,9 +210,8 @@ class BatchWriter:
                     stored.append((row, bool(inserted[0])))
             if stored or peer_ids:
                 # Counted before the commit: a reader that sees these rows reads a total that
-                # already holds them (it reads the total after the rows, `FederationQueries`).
-                stats.count_peer_tasks(stored)
-                stats.count_stored(stored)
+                # already holds them (it reads the total after the rows, `FederationRows`).
+                count(1)
                 counted[0] = True
                 with stats.lock:
                     peers = [stats.peers[n] for n in peer_ids if n in stats.peers]
@@ -239,8 +241,7 @@ class BatchWriter:
                 self.engine.write("storing received federation data", write)
             except StoreError:
                 if counted[0]:
-                    stats.count_peer_tasks(stored, -1)
-                    stats.count_stored(stored, -1)
+                    count(-1)
                 raise
             task_rows = sum(1 for kind, _ in batch if kind == "task")
             self.duplicates += task_rows - len(stored)
