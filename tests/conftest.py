@@ -17,21 +17,39 @@ pytest_plugins = [
     "tests.plugins.lab",
 ]
 
+import os  # noqa: E402
+
 import pytest  # noqa: E402
 
-# Parallel runs (pytest-xdist: `python -m pytest -n 2 --dist loadgroup`; CI runs serially): a module's tests stay
-# together on one worker (module-scoped fixtures start once), and the tests that share one costly
-# session resource run on one worker each: the fleet lab (one lab per session) and the podman
-# images and Engine API (one build per session).
+# Parallel runs (pytest-xdist: `python -m pytest -n 2 --dist loadgroup`). xdist's own grouping (the
+# `xdist_group` mark) no longer works with pytest 9 (it renames `item._nodeid`, which pytest 9 no
+# longer reads), so the grouping is ours: the controller's scheduler below sends each group to one
+# worker whole. A group is a module (its module-scoped fixtures start once), except that the tests
+# sharing one costly session resource form one group each: the fleet lab (one lab per session,
+# never two booted side by side) and the podman images and Engine API (one build per session).
 _SHARED_SESSION = {
     "lab": {"lab", "fleet", "seeds", "monitors"},
     "containers": {"podman", "base_image", "agent_image", "engine_api"},
 }
-
-
-# Under -n, the longest groups are handed out first, so neither worker is left alone with a long one at the
-# end: the lab (~7 min on a busy 2-core machine), the container images, then the Ansible modules.
+# The controller sees node ids only, not fixtures: which modules hold those tests. Collection checks
+# this against the fixtures each test really uses, and stops naming a module that is missing.
+_GROUP_MODULES = {
+    "lab": ("tests/lab/",),
+    "containers": (
+        "tests/containers/test_compose_run.py",
+        "tests/containers/test_image.py",
+        "tests/ingest/test_docker_source.py",
+        "tests/security/test_container_lockdown.py",
+    ),
+}
+# The longest groups go first, so neither worker is left alone with a long one at the end: the lab
+# (~7 min on a busy 2-core machine), the container images, then the Ansible modules.
 _FIRST = ("lab", "containers", "tests/ansible/")
+
+
+def group_of(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return next((g for g, mods in _GROUP_MODULES.items() if module.startswith(mods)), module)
 
 
 def _rank(group: str) -> int:
@@ -40,16 +58,28 @@ def _rank(group: str) -> int:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    groups = {}
+    wrong = set()
     for item in items:
-        marker = item.get_closest_marker("xdist_group")
-        if marker is None:
-            names = set(getattr(item, "fixturenames", ()))
-            group = next((g for g, fx in _SHARED_SESSION.items() if names & fx), None)
-            marker = pytest.mark.xdist_group(group or item.nodeid.split("::", 1)[0])
-            item.add_marker(marker)
-            groups[item] = marker.args[0]
-        else:
-            groups[item] = marker.args[0] if marker.args else marker.kwargs.get("name", "")
-    if getattr(config.option, "numprocesses", None):  # only on workers: serial runs keep file order
-        items.sort(key=lambda item: _rank(groups[item]))  # stable: a module's tests keep their order
+        names = set(getattr(item, "fixturenames", ()))
+        needs = next((g for g, fx in _SHARED_SESSION.items() if names & fx), None)
+        if needs and group_of(item.nodeid) != needs:
+            wrong.add(f"{item.nodeid.split('::', 1)[0]} (uses the {needs} fixtures)")
+    if wrong:
+        raise pytest.UsageError(f"tests/conftest.py _GROUP_MODULES is missing: {', '.join(sorted(wrong))}")
+    if config.getoption("dist", "no") == "loadgroup" or os.environ.get("PYTEST_XDIST_WORKER"):
+        # A worker's collection order is the order the controller hands groups out in. Serial runs
+        # keep file order: with the lab first, its hosts would run beside every later test.
+        items.sort(key=lambda item: _rank(group_of(item.nodeid)))  # stable: a module keeps its order
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    config.option.loadscopereorder = False  # keep the order above, not the largest group first
+    return GroupScheduling(config, log)
