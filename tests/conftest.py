@@ -21,7 +21,7 @@ import os  # noqa: E402
 
 import pytest  # noqa: E402
 
-# Parallel runs (pytest-xdist: `python -m pytest -n 2 --dist loadgroup`). xdist's own grouping (the
+# Parallel runs (pytest-xdist: `-n 2 --dist loadgroup` in pyproject's addopts). xdist's own grouping (the
 # `xdist_group` mark) no longer works with pytest 9 (it renames `item._nodeid`, which pytest 9 no
 # longer reads), so the grouping is ours: the controller's scheduler below sends each group to one
 # worker whole. A group is a module (its module-scoped fixtures start once), except that the tests
@@ -66,9 +66,10 @@ def pytest_collection_modifyitems(config, items):
             wrong.add(f"{item.nodeid.split('::', 1)[0]} (uses the {needs} fixtures)")
     if wrong:
         raise pytest.UsageError(f"tests/conftest.py _GROUP_MODULES is missing: {', '.join(sorted(wrong))}")
-    if config.getoption("dist", "no") == "loadgroup" or os.environ.get("PYTEST_XDIST_WORKER"):
-        # A worker's collection order is the order the controller hands groups out in. Serial runs
-        # keep file order: with the lab first, its hosts would run beside every later test.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # A worker's collection order is the order the controller hands groups out in (the
+        # controller collects nothing itself). Serial runs (`-n 0`) keep file order: with the lab
+        # first, its hosts would run beside every later test.
         items.sort(key=lambda item: _rank(group_of(item.nodeid)))  # stable: a module keeps its order
 
 

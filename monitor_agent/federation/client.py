@@ -121,6 +121,11 @@ CATCH_UP_ATTEMPTS = 4  # consumers per catch-up before it stops with FED_012
 CATCH_UP_PROGRESS_EVERY = 200  # a `federation_catchup` WebSocket event every N events read
 
 
+def _catch_up_backoff(attempt: int) -> float:
+    """Seconds before catch-up's next try (STREAM.INFO or a new consumer): 0.5, 1, 2, 4, 4 ..."""
+    return min(4.0, 0.5 * 2**attempt)
+
+
 class _Outgoing:
     __slots__ = ("kind", "subject", "payload", "headers", "queued_at")
 
@@ -1141,7 +1146,7 @@ class FederationClient:
                     if attempt == CATCH_UP_ATTEMPTS - 1:
                         raise
                     # No answer yet: right after a seed died the stream may be electing a leader.
-                    await asyncio.sleep(min(4.0, 0.5 * 2**attempt))
+                    await asyncio.sleep(_catch_up_backoff(attempt))
         except (NotFoundError, ServiceUnavailableError, nats.errors.NoRespondersError):
             # Informational, not lastError: a federation without `history:` is a normal setup.
             self.catch_up.update(historyOffered=False, code=FedCode.HISTORY_MISSING.value)
@@ -1211,7 +1216,7 @@ class FederationClient:
                     describe(failure),
                     position[0] or "the start",
                 )
-                await asyncio.sleep(min(4.0, 0.5 * 2**attempt))
+                await asyncio.sleep(_catch_up_backoff(attempt))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
