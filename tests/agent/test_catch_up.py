@@ -139,15 +139,23 @@ def test_status_api_and_privacy_tab_say_the_seeds_keep_history(history_seed, age
     assert "The seeds keep task events" in page and "1.0 hours" in page
 
 
-async def _stream_leader(url: str) -> str:
+async def _stream_leader(url: str, all_current: bool = False) -> str | None:
+    """The history stream's leader; with `all_current`, None until every replica is current too."""
     import nats as nats_py
 
     from monitor_agent.protocol import history_stream
 
     nc = await nats_py.connect(url)
     try:
-        info = await nc.jetstream().stream_info(history_stream())
-        return info.cluster.leader
+        try:
+            cluster = (await nc.jetstream().stream_info(history_stream())).cluster
+        except (TimeoutError, nats_py.errors.Error):
+            if all_current:  # no answer while the stream elects its leader: not ready yet
+                return None
+            raise
+        if all_current and not all(r.current for r in cluster.replicas or ()):
+            return None
+        return cluster.leader
     finally:
         await nc.close()
 
@@ -163,6 +171,11 @@ def test_three_seed_history_survives_a_seed_killed_during_catch_up(seed_factory,
     assert state.replicas == 3
     urls = [s.url_for("monitor", i) for i in range(3)]
     raw = raw_nats(urls[0])
+    # Plain (unacknowledged) publishes are stored only by a stream whose Raft group has a leader:
+    # on a busy machine it can still be electing one right after `ensure_stream`, and what arrives
+    # meanwhile is dropped (one run under two workers stopped short of 2 000 stored).
+    wait_for(lambda: asyncio.run(_stream_leader(urls[0], all_current=True)), timeout=30, interval=0.2,
+             what="a stream leader with every replica current")
     members = [load_identity(tmp_path / f"m{i}") for i in range(20)]
     for i, member in enumerate(members):  # 20 members x 100 tasks: 2 000 events in the history
         _publish_tasks(raw, member, range(i * 1000, i * 1000 + 100))
