@@ -94,6 +94,12 @@ def test_seed_restart_reconnects_in_time_and_delivers_buffered_messages(seed_fac
     for agent in (a, b):
         wait_for(lambda agent=agent: agent.status()["connected"], what="connected")
     sub = a.bus.subscribe(maxsize=10_000)
+    # A's node_online is confirmed by the seed before it goes: otherwise it waits in the buffer
+    # beside the five tasks (a loaded CI worker once stopped the seed that early).
+    wait_for(
+        lambda: (c := a.federation.counters())["sent"] >= 1 and c["buffered"] == 0,
+        what="A's node_online confirmed",
+    )
 
     seed.stop()
     wait_for(lambda: a.status()["state"] == "RECONNECTING", what="A RECONNECTING")
