@@ -524,6 +524,13 @@ class FederationClient:
             self._set_state(FederationState.ERROR)
         finally:
             try:
+                # As asyncio.run does: tasks nats-py left behind (a subscription's message pump)
+                # are cancelled and awaited here, not finalized later on a closed loop.
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 loop.run_until_complete(loop.shutdown_asyncgens())
             finally:
                 loop.close()
