@@ -54,6 +54,7 @@ from .. import __version__, anonymizer, privacy_gate
 from ..config import Config, credentials_kind, redact_url
 from ..errors import FederationError, StoreError
 from ..identity import Identity
+from ..loops import close_loop
 from ..metrics import AgentMetrics
 from ..model import LocalTask
 from ..protocol import (
@@ -379,10 +380,12 @@ class FederationClient:
         return list(self._snapshot)
 
     def status_fields(self) -> dict[str, Any]:
+        with self._lock:  # state and lastError from the same moment
+            state, last_error = self.state, self.last_error
         return {
-            "state": self.state.value,
-            "connected": self.state in CONNECTED_STATES,
-            "lastError": self.last_error,
+            "state": state.value,
+            "connected": state in CONNECTED_STATES,
+            "lastError": last_error,
             "catchUp": dict(self.catch_up),
         }
 
@@ -415,6 +418,9 @@ class FederationClient:
             if self.state == state:
                 return
             old, self.state = self.state, state
+        self._announce_state(old, state, reason)
+
+    def _announce_state(self, old: FederationState, state: FederationState, reason: str | None) -> None:
         self.metrics.set_state(state)
         log.info("federation %s -> %s%s", old.value, state.value, f" ({reason})" if reason else "")
         self.emit(
@@ -429,16 +435,25 @@ class FederationClient:
             },
         )
 
-    def record_error(self, code: FedCode, message: str) -> None:
-        """Count, remember as lastError, emit; log once per burst of the same code."""
-        at = rfc3339()
-        self.last_error = {"code": code.value, "message": message, "at": at}
+    def record_error(self, code: FedCode, message: str, *, degrade: bool = False) -> None:
+        """Count, remember as lastError, emit; log once per burst of the same code.
+
+        `degrade`: CONNECTED becomes DEGRADED in the same step, so no status read sees this error
+        beside the green CONNECTED."""
+        error = {"code": code.value, "message": message, "at": rfc3339()}
+        degraded = False
+        with self._lock:
+            self.last_error = error
+            if degrade and self.state == FederationState.CONNECTED:
+                self.state, degraded = FederationState.DEGRADED, True
+        if degraded:
+            self._announce_state(FederationState.CONNECTED, FederationState.DEGRADED, f"{code.value}: publish refused")
         self.metrics.errors.labels(code=code.value).inc()
         now = time.monotonic()
         if now - self._last_logged.get(code.value, -1e9) > ERROR_LOG_QUIET_S:
             self._last_logged[code.value] = now
             log.error("%s: %s", code.value, message)
-        self.emit("federation_error", dict(self.last_error))
+        self.emit("federation_error", dict(error))
 
     # ---- outbound (any thread) ----
 
@@ -523,17 +538,7 @@ class FederationClient:
             self.record_error(FedCode.SEED_UNAVAILABLE, "federation loop crashed; see the log")
             self._set_state(FederationState.ERROR)
         finally:
-            try:
-                # As asyncio.run does: tasks nats-py left behind (a subscription's message pump)
-                # are cancelled and awaited here, not finalized later on a closed loop.
-                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-                for task in pending:
-                    task.cancel()
-                if pending:
-                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                loop.close()
+            close_loop(loop)  # what nats-py left behind is awaited here, not garbage-collected later
 
     async def _main(self, ready: threading.Event) -> None:
         self._wake = asyncio.Event()
@@ -815,9 +820,7 @@ class FederationClient:
             self.metrics.errors.labels(code=code.value).inc()
             return
         if refused is not None:
-            self.record_error(code, self._publish_refused_message(refused.group(1)))
-            if self.state == FederationState.CONNECTED:
-                self._set_state(FederationState.DEGRADED, reason=f"{code.value}: publish refused")
+            self.record_error(code, self._publish_refused_message(refused.group(1)), degrade=True)
             return
         self.record_error(code, message)
         if self.state in (FederationState.CONNECTING, FederationState.ERROR):

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from monitor_agent.loops import close_loop
 from seed.health import DigestOracle, check_servers, new_http_client, remember, sysreq
 from seed.health.checks import Thresholds
 
@@ -118,7 +119,7 @@ class Sampler:
                 loop.run_until_complete(http.aclose())
             if self._sys is not None:
                 loop.run_until_complete(self._sys.close())
-            loop.close()
+            close_loop(loop)
             self.history.close()
 
     @staticmethod

@@ -13,6 +13,7 @@ import pytest
 
 from monitor_agent.agent import Agent
 from monitor_agent.config import load_config
+from monitor_agent.loops import close_loop
 from monitor_agent.model import TaskEvent
 from tests.plugins.seed import make_seed as make_seed  # re-exported for the agent tests
 from tests.plugins.tools import wait_for as wait_for  # re-exported for the agent tests
@@ -112,7 +113,7 @@ class RawNats:
             self.run(self.nc.close(), timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
-        self.loop.close()
+        close_loop(self.loop)
 
 
 @pytest.fixture

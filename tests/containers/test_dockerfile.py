@@ -4,6 +4,7 @@ variables, and with everything the agent imports (Docker cannot run here: read i
 from __future__ import annotations
 
 import ast
+import gc
 import importlib.metadata as md
 import os
 import subprocess
@@ -141,8 +142,18 @@ def _closure(names: set[str]) -> set[str]:
 def _third_party_imports(package: Path) -> dict[str, str]:
     """Top-level module -> first file importing it, for every non-stdlib import of a package."""
     found: dict[str, str] = {}
-    for path in sorted(package.rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    trees = []
+    # No garbage collection inside compile(): on CPython 3.11 a finalizer that logs a traceback
+    # (earlier tests' leftovers on this worker) re-enters the AST builder and compile() fails with
+    # "SystemError: AST constructor recursion depth mismatch".
+    gc.collect()
+    gc.disable()
+    try:
+        for path in sorted(package.rglob("*.py")):
+            trees.append((path, ast.parse(path.read_text(encoding="utf-8"), str(path))))
+    finally:
+        gc.enable()
+    for path, tree in trees:
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]

@@ -237,15 +237,16 @@ def test_rotate_credentials_under_traffic_loses_nothing_and_the_old_ones_are_ref
         time.sleep(2)
         r = fleet.seedctl("deploy", "--playbook", "rotate-credentials", "--new-user", new_user, "--grace-period", "3",
                           timeout=900)
+        assert r.returncode == 0, r.stdout[-3000:]
+        assert "rotation done: the seeds no longer accept monitor" in r.stdout
+        # What seedctl asks of the operator, so that later deploys do not bring the old user back
+        # (done first: the lab's later tests deploy this spec whatever fails below).
+        fleet.rewrite(users=[u for u in fleet.data["users"] if u["name"] != "monitor"])
         # The agents are back on the new user (each seed's /connz names who authenticated).
         wait_for(lambda: _agent_users(fleet, agents) == dict.fromkeys(fleet.monitors, new_user), timeout=60,
                  what="agents connected as the new monitor user")
         time.sleep(2)
     rep = traffic.report()
-    assert r.returncode == 0, r.stdout[-3000:]
-    assert "rotation done: the seeds no longer accept monitor" in r.stdout
-    # What seedctl asks of the operator, so that later deploys do not bring the old user back.
-    fleet.rewrite(users=[u for u in fleet.data["users"] if u["name"] != "monitor"])
     assert rep.published >= 200 and rep.lost == [], rep.summary()
     for name, states in rep.agent_states.items():
         assert "ERROR" not in states and states[-1] == "CONNECTED", (name, states)

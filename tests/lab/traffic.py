@@ -9,12 +9,14 @@ import asyncio
 import json
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
 import nats
 
+from monitor_agent.loops import close_loop
 from monitor_agent.protocol import KIND_TASK, subject_for
 
 SUBJECT = "lab.traffic.tasks"  # outside tbfed.v1: the agents never see this traffic
@@ -65,6 +67,7 @@ class Traffic:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._error_trace = ""
         self._threads = [threading.Thread(target=self._run, daemon=True)]
         if self.agents:
             self._threads.append(threading.Thread(target=self._watch_agents, daemon=True))
@@ -79,7 +82,10 @@ class Traffic:
             self._loop.run_until_complete(self._main())
         except BaseException as e:  # noqa: BLE001 - reported by stop()
             self._error = e
+            self._error_trace = traceback.format_exc()
             self._ready.set()
+        finally:
+            close_loop(self._loop)
 
     async def _main(self):
         conns = []
@@ -117,7 +123,7 @@ class Traffic:
         n, t0 = 0, time.monotonic()
         while not self._stop.is_set():
             tid, data, headers = self._event(n)
-            await pub.publish(self.subject, data, headers=headers)
+            await self._publish(pub, data, headers)
             unconfirmed.append((tid, data, headers))
             self.published.append(tid)
             n += 1
@@ -129,7 +135,10 @@ class Traffic:
                 break
         await asyncio.sleep(2)
         for nc in [pub, *conns]:
-            await nc.close()
+            try:
+                await nc.close()
+            except OSError:  # its last inline flush met a dead socket: nothing left to count
+                pass
 
     def _event(self, n: int) -> tuple[str, bytes, dict | None]:
         if self.member is None:
@@ -153,11 +162,23 @@ class Traffic:
                     break
                 await asyncio.sleep(0.2)
             for _tid, data, headers in unconfirmed:
-                await pub.publish(self.subject, data, headers=headers)
+                await self._publish(pub, data, headers)
             self.resent += len(unconfirmed)
             return False
         unconfirmed.clear()
         return True
+
+    async def _publish(self, pub, data: bytes, headers: dict | None) -> None:
+        """nats-py's publish can raise the socket's error (ConnectionResetError) when it flushes
+        inline just as the connection dies: wait for the reconnect and publish again; the flush
+        that follows confirms it like any other."""
+        for _ in range(150):
+            try:
+                await pub.publish(self.subject, data, headers=headers)
+                return
+            except OSError:
+                await asyncio.sleep(0.2)
+        await pub.publish(self.subject, data, headers=headers)
 
     def _watch_agents(self):
         away: dict[str, float | None] = dict.fromkeys(self.agents)  # since when not CONNECTED
@@ -197,7 +218,7 @@ class Traffic:
 
     def report(self) -> Report:
         if self._error:
-            raise RuntimeError(f"traffic failed: {self._error!r}")
+            raise RuntimeError(f"traffic failed: {self._error!r}\n{self._error_trace}")
         got = set().union(*self.seen.values()) if self.seen else set()
         return Report(
             published=len(self.published),

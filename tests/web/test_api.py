@@ -10,6 +10,7 @@ import pytest
 from openapi_spec_validator import validate as validate_spec
 
 from monitor_agent.config import SETTINGS_FILE
+from tests.plugins.tools import wait_for
 
 
 def test_openapi_document_is_valid_openapi_3_1(agent_factory):
@@ -291,9 +292,14 @@ def test_privacy_outbox_shows_payload_and_headers_exactly_as_the_wire_carries_th
             await nc.close()
 
     a, wire = asyncio.run(capture())
-    body = openapi.check(a.get("/api/privacy"))
-    sent = [m for m in body["outbox"] if m["payload"] == wire.data.decode()]
-    assert sent, "the message on the wire is not in the outbox"
+
+    def in_outbox() -> list[dict]:
+        body = openapi.check(a.get("/api/privacy"))
+        return [m for m in body["outbox"] if m["payload"] == wire.data.decode()]
+
+    # The outbox lists a message once the seed has confirmed it (its PONG), which may come a moment
+    # after the observer already holds the message.
+    sent = wait_for(in_outbox, timeout=5, what="the message on the wire in the outbox")
     assert sent[0]["headers"] == dict(wire.headers) and set(wire.headers) == {"Tbf-Key", "Tbf-Sig"}
     page = a.get("/privacy").text
     assert f"Tbf-Key: {wire.headers['Tbf-Key']}" in page  # the Privacy tab shows the headers too
