@@ -41,6 +41,9 @@ _GROUP_MODULES = {
         "tests/ingest/test_docker_source.py",
         "tests/security/test_container_lockdown.py",
     ),
+    # `seedctl demo` takes its well-known ports (4222, 8222, 8090...) when they are free: two demos
+    # started on two workers at once could both find them free. One worker runs every demo.
+    "demo": ("tests/demo/test_demo.py", "tests/docs/test_docs_run.py"),
 }
 # The longest groups go first, so neither worker is left alone with a long one at the end: the lab
 # (~7 min on a busy 2-core machine), the container images, then the Ansible modules.

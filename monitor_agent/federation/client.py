@@ -112,6 +112,7 @@ NATS_MAX_OUTSTANDING_PINGS = 3
 CONFIRM_BATCH = 100
 YIELD_EVERY = 50  # received messages handled before the loop runs its other tasks
 CONFIRM_TIMEOUT_S = 2
+SWITCH_WAIT_S = 3  # set_switches waits this long for the seed to confirm a receive on/off
 CREDENTIALS_POLL_S = 2.0
 # Catch-up (issue 16): start a little before the newest stored event (clock skew between seeds,
 # events published in the same second); dedupe and the store's UNIQUE key absorb the overlap.
@@ -356,7 +357,9 @@ class FederationClient:
         broadcast_stats: bool | None = None,
         receive_enabled: bool | None = None,
     ) -> None:
-        """Apply the live switches; receive on/off (un)subscribes at once."""
+        """Apply the live switches. Receive on/off (un)subscribes at once: when this returns, the
+        seed has the change (a PING/PONG after it), unless it took over SWITCH_WAIT_S (disconnected:
+        the subscription follows the switch on reconnect)."""
         was_broadcasting = self.broadcast_tasks or self.broadcast_stats
         if broadcast_tasks is not None:
             self.broadcast_tasks = broadcast_tasks
@@ -366,8 +369,12 @@ class FederationClient:
         if receive_enabled is not None and receive_enabled != self.receive_enabled:
             self.receive_enabled = receive_enabled
             loop = self._loop
-            if loop is not None and self.running:
-                asyncio.run_coroutine_threadsafe(self._sync_subscription(), loop)
+            if loop is not None and self.running and threading.current_thread() is not self._thread:
+                done = asyncio.run_coroutine_threadsafe(self._sync_subscription(), loop)
+                try:
+                    done.result(SWITCH_WAIT_S)
+                except Exception as exc:  # timed out or failed: the next connect syncs it again
+                    log.debug("receive switch not confirmed by the seed yet: %s", describe(exc))
         now_broadcasting = self.broadcast_tasks or self.broadcast_stats
         if now_broadcasting != was_broadcasting and self.state in CONNECTED_STATES:
             self._send_presence("node_online" if now_broadcasting else "node_offline", force=True)
@@ -435,19 +442,28 @@ class FederationClient:
             },
         )
 
-    def record_error(self, code: FedCode, message: str, *, degrade: bool = False) -> None:
+    def record_error(
+        self,
+        code: FedCode,
+        message: str,
+        *,
+        then: FederationState | None = None,
+        only_from: tuple[FederationState, ...] = (),
+        reason: str | None = None,
+    ) -> None:
         """Count, remember as lastError, emit; log once per burst of the same code.
 
-        `degrade`: CONNECTED becomes DEGRADED in the same step, so no status read sees this error
-        beside the green CONNECTED."""
+        `then`: the state entered in the same step (only from a state in `only_from`, if given),
+        so no status read sees this error beside the state it ends (FED_010 beside a green
+        CONNECTED, an auth failure beside CONNECTING)."""
         error = {"code": code.value, "message": message, "at": rfc3339()}
-        degraded = False
+        old = None
         with self._lock:
             self.last_error = error
-            if degrade and self.state == FederationState.CONNECTED:
-                self.state, degraded = FederationState.DEGRADED, True
-        if degraded:
-            self._announce_state(FederationState.CONNECTED, FederationState.DEGRADED, f"{code.value}: publish refused")
+            if then is not None and self.state != then and (not only_from or self.state in only_from):
+                old, self.state = self.state, then
+        if old is not None and then is not None:
+            self._announce_state(old, then, reason or code.value)
         self.metrics.errors.labels(code=code.value).inc()
         now = time.monotonic()
         if now - self._last_logged.get(code.value, -1e9) > ERROR_LOG_QUIET_S:
@@ -535,8 +551,9 @@ class FederationClient:
             loop.run_until_complete(self._main(ready))
         except Exception:
             log.exception("federation loop crashed")
-            self.record_error(FedCode.SEED_UNAVAILABLE, "federation loop crashed; see the log")
-            self._set_state(FederationState.ERROR)
+            self.record_error(
+                FedCode.SEED_UNAVAILABLE, "federation loop crashed; see the log", then=FederationState.ERROR
+            )
         finally:
             close_loop(loop)  # what nats-py left behind is awaited here, not garbage-collected later
 
@@ -550,14 +567,16 @@ class FederationClient:
             options = self._connect_options()
         except ssl.SSLError as exc:  # the client certificate or key does not load
             code = FedCode.TLS_ERROR
-            self.record_error(code, f"cannot load FEDERATION_TLS_CERT/FEDERATION_TLS_KEY: {describe(exc)}")
-            self._set_state(FederationState.ERROR, reason=code.value)
+            self.record_error(
+                code,
+                f"cannot load FEDERATION_TLS_CERT/FEDERATION_TLS_KEY: {describe(exc)}",
+                then=FederationState.ERROR,
+            )
             await self._stop_event.wait()
             return
         except (OSError, FederationError) as exc:
             code = exc.code if isinstance(exc, FederationError) else FedCode.AUTH_FAILED
-            self.record_error(code, f"cannot read FEDERATION_CREDENTIALS: {exc}")
-            self._set_state(FederationState.ERROR, reason=code.value)
+            self.record_error(code, f"cannot read FEDERATION_CREDENTIALS: {exc}", then=FederationState.ERROR)
             await self._stop_event.wait()
             return
         retry_s = self.config.reconnect_timeout_ms / 1000
@@ -636,8 +655,7 @@ class FederationClient:
                 code, message = classify(exc), describe(exc)
                 if code == FedCode.AUTH_FAILED:
                     message = self._auth_failed_message(message)
-            self.record_error(code, message)
-            self._set_state(FederationState.ERROR, reason=code.value)
+            self.record_error(code, message, then=FederationState.ERROR)
             await self._close(nc)
             try:
                 await asyncio.wait_for(self._stop_event.wait(), timeout=retry_s)
@@ -768,6 +786,7 @@ class FederationClient:
             sub, self._sub = self._sub, None
             try:
                 await sub.unsubscribe()
+                await nc.flush(timeout=CONNECT_TIMEOUT_S)  # the seed has dropped it: nothing more comes
             except Exception as exc:
                 log.warning("unsubscribe failed: %s", describe(exc))
 
@@ -820,11 +839,17 @@ class FederationClient:
             self.metrics.errors.labels(code=code.value).inc()
             return
         if refused is not None:
-            self.record_error(code, self._publish_refused_message(refused.group(1)), degrade=True)
+            self.record_error(
+                code,
+                self._publish_refused_message(refused.group(1)),
+                then=FederationState.DEGRADED,
+                only_from=(FederationState.CONNECTED,),
+                reason=f"{code.value}: publish refused",
+            )
             return
-        self.record_error(code, message)
-        if self.state in (FederationState.CONNECTING, FederationState.ERROR):
-            self._set_state(FederationState.ERROR, reason=code.value)
+        self.record_error(
+            code, message, then=FederationState.ERROR, only_from=(FederationState.CONNECTING, FederationState.ERROR)
+        )
         if code == FedCode.SUBSCRIPTION_FAILED and "subscription" in str(exc).lower():
             self._sub = None
 
@@ -910,10 +935,13 @@ class FederationClient:
             nc = self._nc
             text = str(nc.last_error or "") if nc is not None else ""
             why = self._node_creds.closed_by_server(text) if self._node_creds is not None else None
+            error = None
             if why is not None:
-                self.record_error(FedCode.AUTH_FAILED, why)
+                error = (FedCode.AUTH_FAILED, why)
             elif nc is not None and nc.last_error is not None and text:
-                self.record_error(classify(nc.last_error), f"the seed closed the connection: {text}")
+                error = (classify(nc.last_error), f"the seed closed the connection: {text}")
+            if error is not None:
+                self.record_error(*error, then=FederationState.ERROR, reason="connection closed")
             if self._server_closed is not None:
                 self._server_closed.set()
         self._set_state(FederationState.ERROR, reason="connection closed")

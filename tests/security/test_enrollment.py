@@ -163,11 +163,11 @@ def test_expired_jwt_is_refused_by_the_seed_and_named_by_the_agent(op_seed, tmp_
     agent = Agent(load_config(env))
     agent.start()
     try:
-        wait_for(lambda: agent.federation.last_error, 10, what="an error")
-        assert agent.federation.state == FederationState.ERROR
-        assert agent.federation.last_error["code"] == "FED_002"
-        assert "expired at 2001-09-10T01:46:40Z" in agent.federation.last_error["message"]
-        assert f"seedctl enroll renew {node.node_id}" in agent.federation.last_error["message"]
+        status = wait_for(lambda: (s := agent.federation.status_fields())["lastError"] and s, 10, what="an error")
+        assert status["state"] == FederationState.ERROR.value  # read with its error, in one step
+        assert status["lastError"]["code"] == "FED_002"
+        assert "expired at 2001-09-10T01:46:40Z" in status["lastError"]["message"]
+        assert f"seedctl enroll renew {node.node_id}" in status["lastError"]["message"]
         # The renewed file is picked up by the next attempt: no restart of the agent.
         cred.write_text(
             enroll.jwt_file_text(

@@ -280,6 +280,7 @@ def test_privacy_outbox_shows_payload_and_headers_exactly_as_the_wire_carries_th
         nc = await nats.connect(seed.url_for("observer"))
         try:
             sub = await nc.subscribe("tbfed.v1.task.>")
+            await nc.flush()  # the seed holds the subscription before the agent publishes
             a = agent_factory({"ENABLE_FEDERATION": "true", "FEDERATION_SEED_URL": seed.url_for("monitor")})
             deadline = time.monotonic() + 10
             while not a.agent.status()["connected"] and time.monotonic() < deadline:

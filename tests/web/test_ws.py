@@ -127,6 +127,10 @@ def test_stalled_client_is_dropped_while_a_reading_client_keeps_receiving(agent_
             a.agent.bus.publish("federation_task", {"seq": seq, "pad": padding})
             if seq % 10 == 9:
                 time.sleep(0.01)  # ~1000 events/s: a reading client keeps up, a stalled one cannot
+            if seq % 100 == 99:  # a CPU-starved reader is paced, never outrun (it is not the one stalled)
+                end = time.monotonic() + 10
+                while len(got) < seq - 1000 and time.monotonic() < end:
+                    time.sleep(0.01)
         deadline = time.monotonic() + 15
         while (web.ws_clients > 1 or len(got) < total) and time.monotonic() < deadline:
             time.sleep(0.05)
