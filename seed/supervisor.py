@@ -24,6 +24,8 @@ from typing import TypeVar
 import httpx
 import psutil
 
+from .monitoring import tls_context
+
 _PR_SET_PDEATHSIG = 1
 T = TypeVar("T")
 
@@ -153,7 +155,7 @@ class Child:
 
         def probe() -> httpx.Response | None:
             try:
-                r = httpx.get(url, timeout=2.0, trust_env=False)
+                r = httpx.get(url, timeout=2.0, trust_env=False, verify=tls_context())
             except httpx.HTTPError as exc:
                 last[0] = type(exc).__name__
                 return None

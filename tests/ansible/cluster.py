@@ -19,7 +19,7 @@ from seed import deploy
 from seed.spec import Spec, load_spec
 from seed.users import effective_users, user_password
 from tests.plugins.seed import build_spec_data
-from tests.plugins.tools import unique_ports
+from tests.plugins.tools import http_get, unique_ports
 
 
 def inventory_data(root: Path, names: list[str], nats_server_bin: str) -> dict:
@@ -72,11 +72,11 @@ class Cluster:
         return self.spec.server(name).monitor_url
 
     def varz(self, name: str) -> dict:
-        return httpx.get(self.monitor_url(name) + "/varz", timeout=5).json()
+        return http_get(self.monitor_url(name) + "/varz", timeout=5).json()
 
     def healthy(self, name: str, timeout: float = 1.0) -> bool:
         try:
-            r = httpx.get(self.monitor_url(name) + "/healthz", timeout=timeout)
+            r = http_get(self.monitor_url(name) + "/healthz", timeout=timeout)
             return r.status_code == 200 and r.json().get("status") == "ok"
         except (httpx.HTTPError, ValueError):
             return False

@@ -9,12 +9,12 @@ import signal
 import sys
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 import yaml
 
 from seed import deploy
+from tests.plugins.tools import http_get
 
 from .cluster import wait_until
 
@@ -59,7 +59,7 @@ def agents(tmp_path, seed, port_factory):
 
 
 def _status(port: int) -> dict:
-    return httpx.get(f"http://127.0.0.1:{port}/api/federation/status", timeout=5).json()
+    return http_get(f"http://127.0.0.1:{port}/api/federation/status", timeout=5).json()
 
 
 def test_monitor_playbook_installs_agents_with_opt_in_federation(seed, agents, tmp_path):
@@ -82,10 +82,10 @@ def test_monitor_playbook_installs_agents_with_opt_in_federation(seed, agents, t
     assert 'ENABLE_FEDERATION="false"' in env_b
 
     port_a, port_b = hosts["node-a"]["monitor_agent_port"], hosts["node-b"]["monitor_agent_port"]
-    assert httpx.get(f"http://127.0.0.1:{port_b}/api/health", timeout=5).status_code == 200
+    assert http_get(f"http://127.0.0.1:{port_b}/api/health", timeout=5).status_code == 200
     assert _status(port_b)["enabled"] is False
     # the opted-in agent really joins the federation with the deployed credentials
     assert wait_until(lambda: _status(port_a).get("connected") is True, 20), _status(port_a)
     assert wait_until(
-        lambda: httpx.get(seed.monitor_urls[0] + "/connz", timeout=5).json()["num_connections"] >= 1, 5
+        lambda: http_get(seed.monitor_urls[0] + "/connz", timeout=5).json()["num_connections"] >= 1, 5
     )

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from seed import natsbin, render, secrets
 from seed.cli import cli
 from seed.render import render_server
-from tests.plugins.tools import free_port
+from tests.plugins.tools import free_port, http_get
 
 from .cluster import make_cluster, wait_until
 
@@ -68,7 +68,7 @@ def test_converge_three_hosts_healthy_meshed_and_a_message_crosses(cluster):
     for name in cluster.names:
         assert cluster.healthy(name), f"{name} not healthy"
         assert cluster.varz(name)["server_name"] == name
-        routes = httpx.get(cluster.monitor_url(name) + "/routez", timeout=5).json()["routes"]
+        routes = http_get(cluster.monitor_url(name) + "/routez", timeout=5).json()["routes"]
         assert {r["remote_name"] for r in routes} == set(cluster.names) - {name}
     # the progress stream: a line per task and host, then the summary table
     assert re.search(r"changed\s+seed-2\s+nats_seed : Render the config", cluster.first_output)
@@ -244,7 +244,7 @@ def _routes(cluster) -> dict[str, set[str]]:
     out = {}
     for name in cluster.names:
         try:
-            routez = httpx.get(cluster.monitor_url(name) + "/routez", timeout=1).json()
+            routez = http_get(cluster.monitor_url(name) + "/routez", timeout=1).json()
             out[name] = {r.get("remote_name") for r in routez.get("routes") or ()}
         except (httpx.HTTPError, ValueError):
             out[name] = set()

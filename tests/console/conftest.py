@@ -12,6 +12,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from seed.console import create_app
+from seed.monitoring import tls_context
 
 
 @dataclass
@@ -26,7 +27,9 @@ class Console:
         return self.app.extensions["sampler"]
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, follow_redirects=False, timeout=10, trust_env=False)
+        return httpx.Client(
+            base_url=self.base_url, follow_redirects=False, timeout=10, trust_env=False, verify=tls_context()
+        )
 
     def login(self, client: httpx.Client | None = None) -> httpx.Client:
         client = client or self.client()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.agent.conftest import RawNats
-from tests.plugins.tools import wait_for
+from tests.plugins.tools import http_get, wait_for
 
 # Generous: the first test of a run also builds the images (a cold base is debootstrap + apt + pip).
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(600)]
@@ -27,7 +27,7 @@ LOCKED_DOWN = ("--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--securit
 
 def _health(port: int) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200
+        return http_get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -38,7 +38,7 @@ TOKEN = uuid.uuid4().hex * 2
 def _tasks(port: int) -> dict:
     """This node's tasks with their private fields (executionId): the API token is given."""
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    return httpx.get(f"http://127.0.0.1:{port}/api/tasks?limit=1000", headers=auth, timeout=5).json()
+    return http_get(f"http://127.0.0.1:{port}/api/tasks?limit=1000", headers=auth, timeout=5).json()
 
 
 def test_image_is_slim_non_root_and_health_checked(podman, agent_image):
@@ -75,7 +75,7 @@ def test_locked_down_container_is_healthy_and_its_volume_survives_a_restart(
     assert podman("exec", name, "touch", "/app/x", check=False).returncode != 0  # read-only root fs
 
     before = wait_for(lambda: (t := _tasks(port))["total"] and t, timeout=30, what="the sample log's tasks")
-    node_id = httpx.get(f"http://127.0.0.1:{port}/api/federation/status", timeout=5).json()["nodeId"]
+    node_id = http_get(f"http://127.0.0.1:{port}/api/federation/status", timeout=5).json()["nodeId"]
 
     podman("restart", "-t", "15", name)
     wait_for(lambda: _health(port), timeout=60, interval=0.2, what="/api/health after the restart")
@@ -85,7 +85,7 @@ def test_locked_down_container_is_healthy_and_its_volume_survives_a_restart(
     assert sorted(t["executionId"] for t in after["tasks"]) == sorted(
         t["executionId"] for t in before["tasks"]
     )
-    assert httpx.get(f"http://127.0.0.1:{port}/api/federation/status", timeout=5).json()["nodeId"] == node_id
+    assert http_get(f"http://127.0.0.1:{port}/api/federation/status", timeout=5).json()["nodeId"] == node_id
     check = podman("exec", name, "sqlite3", "/app/data/truebit-monitor.db", "PRAGMA integrity_check;")
     assert check.stdout.strip() == "ok"
 
@@ -107,12 +107,12 @@ def test_sigterm_stops_it_cleanly_and_the_federation_hears_node_offline(
 
         def connected():
             try:
-                return httpx.get(status, timeout=2).json()["connected"]
+                return http_get(status, timeout=2).json()["connected"]
             except (httpx.HTTPError, ValueError):
                 return False
 
         wait_for(connected, timeout=60, interval=0.2, what="the containerised agent to join the seed")
-        node_id = httpx.get(status, timeout=5).json()["nodeId"]
+        node_id = http_get(status, timeout=5).json()["nodeId"]
 
         started = time.monotonic()
         podman("stop", "-t", "15", name)  # SIGTERM, then SIGKILL after 15 s

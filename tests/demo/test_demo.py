@@ -13,9 +13,10 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
+
+from tests.plugins.tools import http_get
 
 SEEDCTL = [str(Path(sys.executable).parent / "seedctl")]
 
@@ -102,19 +103,19 @@ def test_demo_runs_a_federation_and_ctrl_c_leaves_nothing(nats_server_bin):
         assert len(descendants) >= 4  # nats-server, console, two agents (and their workers), replayer
 
         # The printed URLs are live: both dashboards and the console login page.
-        assert httpx.get(agent_a + "/", timeout=5).status_code == 200
-        assert httpx.get(agent_b + "/", timeout=5).status_code == 200
-        assert httpx.get(console.group(1) + "/", timeout=5, follow_redirects=True).status_code == 200
+        assert http_get(agent_a + "/", timeout=5).status_code == 200
+        assert http_get(agent_b + "/", timeout=5).status_code == 200
+        assert http_get(console.group(1) + "/", timeout=5, follow_redirects=True).status_code == 200
         assert len(console.group(2)) >= 24  # a fresh, generated password
 
         # A's replayed tasks reach B through the seed, attributed to A's (anonymous) node id.
-        a_status = httpx.get(agent_a + "/api/federation/status", timeout=5).json()
-        b_status = httpx.get(agent_b + "/api/federation/status", timeout=5).json()
+        a_status = http_get(agent_a + "/api/federation/status", timeout=5).json()
+        b_status = http_get(agent_b + "/api/federation/status", timeout=5).json()
         assert a_status["connected"] and b_status["connected"]
         deadline = time.monotonic() + 60
         tasks: list[dict] = []
         while time.monotonic() < deadline and not tasks:
-            body = httpx.get(agent_b + "/api/federation/tasks/global", params={"limit": 50}, timeout=5).json()
+            body = http_get(agent_b + "/api/federation/tasks/global", params={"limit": 50}, timeout=5).json()
             tasks = [t for t in body["tasks"] if t["sourceNode"] == a_status["nodeId"]]
             time.sleep(0.3)
         assert tasks, "no task from agent A reached agent B"

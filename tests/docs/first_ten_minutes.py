@@ -20,13 +20,12 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-
 if __package__ in (None, ""):  # run as a script: make `tests` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.docs import mdrun  # noqa: E402
 from tests.ingest.nodelog import task_text  # noqa: E402
+from tests.plugins.tools import http_get
 
 DOC = mdrun.ROOT / "docs" / "quickstart.md"
 
@@ -36,7 +35,7 @@ def manual_edits(doc: Path = DOC) -> int:
 
 
 def _get(port: int, path: str) -> dict:
-    return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5, trust_env=False).json()
+    return http_get(f"http://127.0.0.1:{port}{path}", timeout=5, trust_env=False).json()
 
 
 def _holds(port: int, node_id: str) -> bool:

@@ -17,14 +17,14 @@ import pytest
 from seed.health import DigestOracle, Status, run_health
 from seed.health.sysreq import choose_via
 from seed.supervisor import Child
-from tests.plugins.tools import wait_for
+from tests.plugins.tools import http_get, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 def _meshed(handle) -> bool:
     for name, url in zip(handle.names, handle.monitor_urls, strict=True):
-        routes = httpx.get(f"{url}/routez", timeout=3).json().get("routes") or []
+        routes = http_get(f"{url}/routez", timeout=3).json().get("routes") or []
         if {r.get("remote_name") for r in routes} < set(handle.names) - {name}:
             return False
     return True

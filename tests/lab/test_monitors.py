@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.plugins.tools import wait_for
+from tests.plugins.tools import http_get, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -21,9 +21,9 @@ def test_agents_run_hardened_with_federation_and_share_tasks(monitors):
         status[name] = wait_for(lambda n=name: _connected(fleet, n), timeout=60, what=f"{name} federation CONNECTED")
     node4 = status["lab4"]["nodeId"]
     # Host 5's API lists host 4 as a peer and holds host 4's task events.
-    wait_for(lambda: node4 in {p["nodeId"] for p in httpx.get(fleet.agent_url("lab5") + "/api/federation/peers", timeout=5).json()["peers"]},
+    wait_for(lambda: node4 in {p["nodeId"] for p in http_get(fleet.agent_url("lab5") + "/api/federation/peers", timeout=5).json()["peers"]},
              timeout=60, what="lab4 among lab5's peers")
-    tasks = wait_for(lambda: httpx.get(fleet.agent_url("lab5") + "/api/federation/tasks/global?limit=500", timeout=5).json()["tasks"],
+    tasks = wait_for(lambda: http_get(fleet.agent_url("lab5") + "/api/federation/tasks/global?limit=500", timeout=5).json()["tasks"],
                      timeout=60, what="tasks on lab5")
     assert any(t.get("sourceNode") == node4 for t in tasks), tasks[:3]
     # DATA_DIR persists on the host, owned by the agent's user.
@@ -33,7 +33,7 @@ def test_agents_run_hardened_with_federation_and_share_tasks(monitors):
 
 def _connected(fleet, name):
     try:
-        s = httpx.get(fleet.agent_url(name) + "/api/federation/status", timeout=5).json()
+        s = http_get(fleet.agent_url(name) + "/api/federation/status", timeout=5).json()
     except (httpx.HTTPError, ValueError):
         return None
     return s if s.get("state") == "CONNECTED" or s.get("connected") is True else None

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.plugins.tools import wait_for
+from tests.plugins.tools import http_get, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -125,7 +125,7 @@ def test_20_percent_loss_on_an_agent_link(monitors, healed):
     assert fleet.main_pid("lab4", unit="monitor-agent") == pid, "the agent crashed under packet loss"
     assert "ERROR" not in states, states
     wait_for(lambda: _state(fleet, "lab4") == "CONNECTED", timeout=120, what="lab4 CONNECTED after loss")
-    status = httpx.get(fleet.agent_url("lab4") + "/api/federation/status", timeout=5).json()
+    status = http_get(fleet.agent_url("lab4") + "/api/federation/status", timeout=5).json()
     assert status["lastError"] is None or status["state"] == "CONNECTED", status
     after = _stored_ids(fleet, "lab5")
     assert len(after) == len(set(after)), "a task stored twice"
@@ -138,7 +138,7 @@ def _now() -> str:
 
 
 def _node_id(fleet, name) -> str:
-    return httpx.get(fleet.agent_url(name) + "/api/federation/status", timeout=5).json()["nodeId"]
+    return http_get(fleet.agent_url(name) + "/api/federation/status", timeout=5).json()["nodeId"]
 
 
 def _agents_delivered_everything(fleet, written: dict[str, list[str]], since: str) -> dict[str, str]:
@@ -159,21 +159,21 @@ def _agents_delivered_everything(fleet, written: dict[str, list[str]], since: st
 
 
 def _local_total(fleet, name) -> int:
-    return httpx.get(fleet.agent_url(name) + "/api/tasks?limit=1", timeout=10).json()["total"]
+    return http_get(fleet.agent_url(name) + "/api/tasks?limit=1", timeout=10).json()["total"]
 
 
 def _published_metrics(fleet, name) -> list[str]:
-    text = httpx.get(fleet.agent_url(name) + "/metrics", timeout=10).text
+    text = http_get(fleet.agent_url(name) + "/metrics", timeout=10).text
     return [ln for ln in text.splitlines() if ln.startswith(("federation_published", "federation_outbound"))]
 
 
 def _tasks(fleet, name) -> list[dict]:
-    return httpx.get(fleet.agent_url(name) + "/api/federation/tasks/global?limit=1000", timeout=10).json()["tasks"]
+    return http_get(fleet.agent_url(name) + "/api/federation/tasks/global?limit=1000", timeout=10).json()["tasks"]
 
 
 def _state(fleet, name, timeout: float = 2):
     try:
-        return httpx.get(fleet.agent_url(name) + "/api/federation/status", timeout=timeout).json()["state"]
+        return http_get(fleet.agent_url(name) + "/api/federation/status", timeout=timeout).json()["state"]
     except (httpx.HTTPError, ValueError, KeyError):
         return None
 
@@ -209,7 +209,7 @@ def test_agent_host_cut_off_60s_under_live_traffic_ends_with_every_event_stored(
     assert stored("lab5") >= published  # the agent that was never cut, for comparison
     ids = [t for t in _stored_ids(fleet, "lab4") if t[2] == member.node_id]
     assert len(ids) == len(set(ids)) == len(got), "an event stored twice"
-    status = httpx.get(fleet.agent_url("lab4") + "/api/federation/status", timeout=5).json()
+    status = http_get(fleet.agent_url("lab4") + "/api/federation/status", timeout=5).json()
     assert status["catchUp"]["historyOffered"] is True, status["catchUp"]
     print(f"cut lab4 60 s: {rep.summary()}; lab4 stored all {len(published)}; states "
           f"{rep.agent_states.get('lab4')}; catchUp {status['catchUp']}")

@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from tests.plugins.tools import wait_for
+from tests.plugins.tools import http_get, wait_for
 
 pytestmark = pytest.mark.timeout(600)  # deploys over SSH on a shared 2-core machine
 
@@ -42,7 +42,7 @@ def test_converge_runs_hardened_units_with_a_full_mesh(seeds):
         probe = fleet.lab.ssh("lab4", f"curl -s -m 3 -o /dev/null http://{address}:8222/varz", check=False)
         assert probe.returncode == 7, f"{name}:8222 answered lab4 (curl exit {probe.returncode})"
         with pytest.raises(httpx.ConnectError):
-            httpx.get(f"http://{address}:8222/varz", timeout=3)
+            http_get(f"http://{address}:8222/varz", timeout=3)
     health = fleet.seedctl("health", "--via", "nats", "--format", "json")
     report = json.loads(health.stdout)
     assert health.returncode in (0, 1), health.stdout[-3000:] + health.stderr  # 1: a WARNING

@@ -24,7 +24,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -32,7 +31,7 @@ from seed.cli import NEEDS_SEED_EXTRA
 from tests.ansible.cluster import inventory_data
 from tests.plugins.processes import ServerProcess, _clean_env, _start
 from tests.plugins.seed import build_spec_data
-from tests.plugins.tools import unique_ports
+from tests.plugins.tools import http_get, unique_ports
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -126,7 +125,7 @@ def test_agent_install_serves_health_and_stops_cleanly(agent_bin, tmp_path):
     child = _start([str(agent_bin / "monitor-agent"), "run"], env, tmp_path / "agent.log", port, "/api/health")
     running = ServerProcess(child, port, tmp_path / "agent.log")
     try:
-        health = httpx.get(running.base_url + "/api/health", timeout=10, trust_env=False)
+        health = http_get(running.base_url + "/api/health", timeout=10, trust_env=False)
         assert health.status_code == 200, health.text
         child.signal_group(signal.SIGTERM)
         assert running.proc.wait(30) == 0, running.output()

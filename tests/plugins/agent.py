@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
+from seed.monitoring import tls_context
+
 
 @dataclass
 class RunningAgent:
@@ -123,7 +125,7 @@ def agent_factory(tmp_path_factory, port_factory):
                 agent.stop()
             raise
         token = app.extensions["monitor_agent"].token
-        client = httpx.Client(base_url=f"http://127.0.0.1:{server.server_port}", timeout=10)
+        client = httpx.Client(base_url=f"http://127.0.0.1:{server.server_port}", timeout=10, verify=tls_context())
         running = RunningAgent(agent, config, app, server, thread, token, client, started=start)
         made.append(running)
         return running

@@ -15,7 +15,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import nats
 import yaml
 from click.testing import CliRunner
@@ -26,7 +25,7 @@ from monitor_agent.protocol import node_inbox_prefix
 from seed.cli import cli
 from seed.spec import load_spec
 from tests.plugins.seed import SeedHandle, build_spec_data
-from tests.plugins.tools import unique_ports
+from tests.plugins.tools import http_get, unique_ports
 
 
 def start_operator_seed(
@@ -84,7 +83,7 @@ async def jwt_connect(url: str, jwt: str, node: Node, **kw) -> nats.NATS:
 
 
 def varz(seed: SeedHandle, index: int = 0) -> dict:
-    return httpx.get(f"{seed.monitor_urls[index]}/varz", timeout=5).json()
+    return http_get(f"{seed.monitor_urls[index]}/varz", timeout=5).json()
 
 
 def issued_jwt(path: Path) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.plugins.tools import CHROMIUM_ARGS
+from tests.plugins.tools import CHROMIUM_ARGS, http_get
 
 EVIL = "rebind.test"
 
@@ -35,7 +35,7 @@ def console(console_process_factory):
 
 def agent_routes(agent) -> list[tuple[str, str]]:
     """(method, path) of every route: the OpenAPI document's operations plus the non-API ones."""
-    doc = httpx.get(f"{agent.base_url}/api/openapi.json", timeout=5).json()
+    doc = http_get(f"{agent.base_url}/api/openapi.json", timeout=5).json()
     routes = [(m.upper(), p) for p, ops in doc["paths"].items() for m in ops if m in ("get", "post")]
     routes += [("GET", "/"), ("GET", "/metrics"), ("GET", "/static/app.js"), ("GET", "/no-such-page")]
     assert len(routes) >= 14, routes
@@ -77,7 +77,7 @@ def test_foreign_host_gets_421_on_every_agent_route(agent):
 @pytest.mark.slow
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "127.0.0.2", "monitor.lan", "192.0.2.7"])
 def test_loopback_and_listed_names_are_served(agent, host):
-    r = httpx.get(f"{agent.base_url}/api/privacy", headers={"Host": f"{host}:{agent.port}"}, timeout=5)
+    r = http_get(f"{agent.base_url}/api/privacy", headers={"Host": f"{host}:{agent.port}"}, timeout=5)
     assert r.status_code == 200, r.text
 
 

@@ -14,19 +14,18 @@ import contextlib
 import subprocess
 import time
 
-import httpx
 import nats
 import pytest
 import trustme
 
-from tests.plugins.tools import wait_for
+from tests.plugins.tools import http_get, wait_for
 
 SUBJECT = "tbfed.v1.task.node-aaaaaaaaaa"
 ROGUE_NAME = "rogue"
 
 
 def _route_names(monitor_url: str) -> set[str]:
-    routez = httpx.get(f"{monitor_url}/routez", timeout=3).json()
+    routez = http_get(f"{monitor_url}/routez", timeout=3).json()
     return {r.get("remote_name") or r.get("remote_id") for r in routez.get("routes") or ()}
 
 
@@ -71,7 +70,7 @@ system_account: SYS
     log = tmp_path / "rogue.log"
     proc = subprocess.Popen([nats_server_bin, "-c", str(conf), "-l", str(log)])
     try:
-        wait_for(lambda: httpx.get(f"http://127.0.0.1:{mport}/healthz", timeout=1).status_code == 200,
+        wait_for(lambda: http_get(f"http://127.0.0.1:{mport}/healthz", timeout=1).status_code == 200,
                  what="rogue nats-server up")  # fmt: skip
         yield {
             "client": f"nats://spy:spy@127.0.0.1:{client}",
@@ -143,7 +142,7 @@ def _assert_refused(handle, rogue):
     for url in handle.monitor_urls:
         assert ROGUE_NAME not in _route_names(url)
     assert _route_names(rogue["monitor"]) == set()
-    assert httpx.get(f"{rogue['monitor']}/varz", timeout=3).json()["routes"] == 0
+    assert http_get(f"{rogue['monitor']}/varz", timeout=3).json()["routes"] == 0
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 import yaml
@@ -18,6 +17,7 @@ from click.testing import CliRunner
 
 from seed.cli import cli
 from tests.plugins.seed import build_spec_data
+from tests.plugins.tools import http_get
 
 SEEDCTL = [str(Path(sys.executable).parent / "seedctl")]
 
@@ -60,7 +60,7 @@ def test_up_status_down_lifecycle(spec_file, tmp_path):
     data = yaml.safe_load(spec_file.read_text())
     monitor = f"http://127.0.0.1:{data['servers'][0]['monitor_port']}"
     # the server outlives the seedctl process that started it
-    assert httpx.get(f"{monitor}/healthz", timeout=3).json() == {"status": "ok"}
+    assert http_get(f"{monitor}/healthz", timeout=3).json() == {"status": "ok"}
     pid = int((tmp_path / "state" / "seed-1" / "nats-server.pid").read_text())
     assert "nats-server" in psutil.Process(pid).name()
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
 import nats
 import pytest
 
 from seed import lifecycle
+from tests.plugins.tools import http_get
 
 pytestmark = pytest.mark.slow
 
 
 def _routes_up(monitor_url: str) -> set[str]:
-    routez = httpx.get(f"{monitor_url}/routez", timeout=3).json()
+    routez = http_get(f"{monitor_url}/routez", timeout=3).json()
     return {r.get("remote_name") or r.get("remote_id") for r in routez.get("routes", [])}
 
 

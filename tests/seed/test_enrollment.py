@@ -14,7 +14,6 @@ import re
 import shutil
 import time
 
-import httpx
 import pytest
 import yaml
 
@@ -24,7 +23,7 @@ from monitor_agent.protocol import FederationState
 from seed import enroll, lifecycle
 from seed.spec import load_spec
 from tests.plugins.enrollment import issued_jwt, jwt_connect, make_node, seedctl, start_operator_seed, varz
-from tests.plugins.tools import wait_for
+from tests.plugins.tools import http_get, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +82,7 @@ def test_approve_connects_the_agent_with_no_seed_reload(op_seed, agents, tmp_pat
     )
     assert varz(op_seed)["config_digest"] == before_digest  # the seed never reloaded
     assert conf.read_bytes() == before_conf
-    conns = httpx.get(f"{op_seed.monitor_urls[0]}/connz?auth=true", timeout=5).json()["connections"]
+    conns = http_get(f"{op_seed.monitor_urls[0]}/connz?auth=true", timeout=5).json()["connections"]
     assert agent.federation._node_creds.user_key in {c.get("authorized_user") for c in conns}
     listed = seedctl("enroll", "list", "--spec", op_seed.spec_path, "--json")
     assert '"status": "active"' in listed.stdout and node.node_id in listed.stdout
@@ -177,7 +176,7 @@ def test_many_enrollments_in_one_account_and_reconnect_after_a_seed_restart(tmp_
                     for tok, node in zip(tokens, nodes, strict=True)
                 )
             )
-            assert httpx.get(f"{seed.monitor_urls[0]}/varz", timeout=5).json()["connections"] == n
+            assert http_get(f"{seed.monitor_urls[0]}/varz", timeout=5).json()["connections"] == n
             await asyncio.to_thread(seed.stop)
             await asyncio.to_thread(seed.start)
             await asyncio.wait_for(reconnected.wait(), 60)

@@ -12,13 +12,13 @@ import re
 import signal
 import time
 
-import httpx
 import nats
 import pytest
 
 from monitor_agent.protocol import history_read_permissions, history_stream
 from seed import history, lifecycle, natsbin, render, users
 from seed.spec import SpecError, load_spec
+from tests.plugins.tools import http_get
 
 BASE = """\
 name: t
@@ -172,7 +172,7 @@ def test_a_lower_store_limit_is_a_restart_a_higher_one_reloads(seed_factory):
     s = seed_factory(history={"max_age": "1h", "max_bytes": "64MiB"})
     pid = s.pid()
     live = lifecycle.conf_path(s.spec, "seed-1", s.state_dir)
-    varz = lambda: httpx.get(s.monitor_urls[0] + "/varz", timeout=3).json()  # noqa: E731
+    varz = lambda: http_get(s.monitor_urls[0] + "/varz", timeout=3).json()  # noqa: E731
     before = varz()
     # The premise, on the real server: the lower limit sent by SIGHUP is refused, nothing changes.
     lower = {"max_age": "1h", "max_bytes": "32MiB"}

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import copy
 
-import httpx
 import nats
 import pytest
 from click.testing import CliRunner
 
 from seed import lifecycle, natsbin
 from seed.cli import cli
+from tests.plugins.tools import http_get
 
 NEW_NODE = "node-cccccccccc"
 
@@ -26,7 +26,7 @@ async def _can_connect(url: str) -> bool:
 
 
 def _digest(handle) -> str:
-    return httpx.get(f"{handle.monitor_urls[0]}/varz", timeout=3).json()["config_digest"]
+    return http_get(f"{handle.monitor_urls[0]}/varz", timeout=3).json()["config_digest"]
 
 
 def test_added_user_connects_after_reload_and_digest_is_verified(seed):
@@ -121,7 +121,7 @@ def test_reload_via_nats_of_a_seed_whose_config_another_tool_placed(seed, tmp_pa
     secrets.write_private(live, render.render_server(seed.spec, seed.spec.servers[0]))
     [result] = lifecycle.reload(seed.spec, None, elsewhere, seed.binary, timeout=5.0, via="nats")
     assert result.changed and _digest(seed) == result.digest
-    assert httpx.get(f"{seed.monitor_urls[0]}/varz", timeout=3).json()["max_connections"] == 4321
+    assert http_get(f"{seed.monitor_urls[0]}/varz", timeout=3).json()["max_connections"] == 4321
 
 
 def test_reload_via_nats_names_a_broken_config_on_the_host(seed, tmp_path):

@@ -20,6 +20,8 @@ import psutil
 import pytest
 import websocket
 
+from tests.plugins.tools import http_get
+
 MONITOR_AGENT = str(Path(sys.executable).parent / "monitor-agent")
 
 
@@ -114,7 +116,7 @@ def test_run_serves_under_gunicorn_and_stops_gracefully(tmp_path, port_factory, 
             clients = [websocket.create_connection(f"ws://127.0.0.1:{port}/ws", timeout=5) for _ in range(3)]
             for ws in clients:
                 assert json.loads(ws.recv())["type"] == "hello"
-            r = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5)
+            r = http_get(f"http://127.0.0.1:{port}/api/health", timeout=5)
             assert r.status_code == 200
             proc.send_signal(signal.SIGTERM)
             presence: list[dict] = []
