@@ -14,6 +14,7 @@ import contextlib
 import subprocess
 import time
 
+import httpx
 import nats
 import pytest
 import trustme
@@ -70,8 +71,13 @@ system_account: SYS
     log = tmp_path / "rogue.log"
     proc = subprocess.Popen([nats_server_bin, "-c", str(conf), "-l", str(log)])
     try:
-        wait_for(lambda: http_get(f"http://127.0.0.1:{mport}/healthz", timeout=1).status_code == 200,
-                 what="rogue nats-server up")  # fmt: skip
+        def up() -> bool:  # refused until the rogue server listens
+            try:
+                return http_get(f"http://127.0.0.1:{mport}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, what="rogue nats-server up")
         yield {
             "client": f"nats://spy:spy@127.0.0.1:{client}",
             "monitor": f"http://127.0.0.1:{mport}",
