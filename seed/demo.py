@@ -28,7 +28,7 @@ import yaml
 
 from . import lifecycle
 from . import secrets as seed_secrets
-from .monitoring import tls_context
+from .monitoring import http_get
 from .spec import Spec, load_spec
 from .supervisor import Child, ChildError
 from .users import effective_users, user_password, write_credentials_file
@@ -211,7 +211,7 @@ class AgentProcess:
         deadline = time.monotonic() + timeout
         status: dict = {}
         while True:
-            status = httpx.get(f"{self.url}/api/federation/status", timeout=2.0, verify=tls_context()).json()
+            status = http_get(f"{self.url}/api/federation/status", timeout=2.0).json()
             if not connected or status.get("connected"):
                 return status
             if not self.proc.alive():
@@ -362,7 +362,7 @@ class Demo:
 
     @staticmethod
     def _b_total(b: AgentProcess) -> int:
-        r = httpx.get(f"{b.url}/api/federation/tasks/global", params={"limit": 1}, timeout=2.0, verify=tls_context())
+        r = http_get(f"{b.url}/api/federation/tasks/global", params={"limit": 1}, timeout=2.0)
         return int(r.json().get("total", 0)) if r.status_code == 200 else 0
 
     def _wait_first_task(self, a: AgentProcess, b: AgentProcess, known: int, timeout: float = 60.0) -> None:
@@ -372,7 +372,7 @@ class Demo:
             for agent in (a, b):
                 if not agent.proc.alive():
                     raise DemoError(f"agent {agent.label} exited: {agent.proc.log_tail()}")
-            r = httpx.get(f"{b.url}/api/federation/tasks/global", params={"limit": 1}, timeout=2.0, verify=tls_context())
+            r = http_get(f"{b.url}/api/federation/tasks/global", params={"limit": 1}, timeout=2.0)
             if r.status_code == 200 and r.json().get("total", 0) > known:
                 task = r.json()["tasks"][0]
                 self._step(

@@ -203,6 +203,13 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def http_get(url: str, **kw: Any) -> httpx.Response:
+    """`httpx.get` with the CA bundle loaded once (`tls_context`): the one way to make a one-off
+    request, above all in a polling loop."""
+    kw.setdefault("verify", tls_context())
+    return httpx.get(url, **kw)
+
+
 def new_http_client(max_connections: int = 32) -> httpx.AsyncClient:
     """One pooled client for many servers; monitoring is plain HTTP on loopback or a tunnel."""
     return httpx.AsyncClient(
@@ -233,10 +240,7 @@ class Monitor:
             if self.http is not None:
                 resp = self.http.get(url, params=params, timeout=self.timeout)
             else:
-                resp = httpx.get(
-                    url, params=params, timeout=self.timeout, follow_redirects=False, trust_env=False,
-                    verify=tls_context(),
-                )
+                resp = http_get(url, params=params, timeout=self.timeout, follow_redirects=False, trust_env=False)
         except httpx.HTTPError as exc:
             raise _failed(exc, url, self.timeout) from None
         return _answer(path, url, resp, allow_error_status)

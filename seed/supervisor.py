@@ -24,7 +24,7 @@ from typing import TypeVar
 import httpx
 import psutil
 
-from .monitoring import tls_context
+from .monitoring import http_get
 
 _PR_SET_PDEATHSIG = 1
 T = TypeVar("T")
@@ -155,7 +155,7 @@ class Child:
 
         def probe() -> httpx.Response | None:
             try:
-                r = httpx.get(url, timeout=2.0, trust_env=False, verify=tls_context())
+                r = http_get(url, timeout=2.0, trust_env=False)
             except httpx.HTTPError as exc:
                 last[0] = type(exc).__name__
                 return None

@@ -25,7 +25,7 @@ from monitor_agent.logs import LogParser
 from monitor_agent.model import TaskEvent
 from tests.ingest.nodelog import task_text
 from tests.plugins.containers import NODE_SCRIPT, TEST_LABEL, spool_print
-from tests.plugins.tools import http_get, http_post, require_tool, wait_for
+from tests.plugins.tools import http_get, require_tool, wait_for
 
 from .compose import MONITOR_COMPOSE, SEED_COMPOSE
 from .test_image import SAMPLE_LOG
@@ -283,8 +283,8 @@ def test_two_agent_containers_exchange_tasks_through_a_seed(
 
     # MONITOR_API_TOKEN guards the settings: refused without it, accepted with it.
     base, token = agents["a"][1], agents["a"][2]
-    assert http_post(f"{base}/api/federation/settings", json={"broadcastStats": False}).status_code == 401
-    r = http_post(f"{base}/api/federation/settings", json={"broadcastStats": False},
+    assert httpx.post(f"{base}/api/federation/settings", json={"broadcastStats": False}).status_code == 401
+    r = httpx.post(f"{base}/api/federation/settings", json={"broadcastStats": False},
                    headers={"Authorization": f"Bearer {token}"})  # fmt: skip
     assert r.status_code == 200, r.text
 

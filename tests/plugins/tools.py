@@ -17,10 +17,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
-from seed.monitoring import tls_context
+from seed.monitoring import http_get as http_get  # re-exported: the tests' one-off requests
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -153,17 +152,3 @@ def http_server(handler: type[http.server.BaseHTTPRequestHandler], **attrs):
     finally:
         server.shutdown()
         server.server_close()
-
-
-def http_get(url: str, **kw) -> httpx.Response:
-    """`httpx.get` with the CA bundle loaded once (`seed.monitoring.tls_context`). A bare
-    `httpx.get` loads it on every call, about 35 ms of CPU, so a polling loop took most of a core
-    from the other tests."""
-    kw.setdefault("verify", tls_context())
-    return httpx.get(url, **kw)
-
-
-def http_post(url: str, **kw) -> httpx.Response:
-    """`httpx.post`, as `http_get`."""
-    kw.setdefault("verify", tls_context())
-    return httpx.post(url, **kw)
